@@ -22,10 +22,6 @@ let package = Package(
         .target(name: "Train", dependencies: ["Autograd", "NN", "CZlib"]),
 
         // Executables.
-        .executableTarget(name: "train-c4cnn", dependencies: ["Autograd", "NN", "Models", "Train"],
-                          path: "Examples/train-c4cnn"),
-        .executableTarget(name: "reference-check", dependencies: ["Autograd", "NN", "Models", "Train"],
-                          path: "Examples/reference-check"),
 
         // Tests.
         .testTarget(name: "AutogradTests", dependencies: ["Autograd"], path: "Tests/AutogradTests"),

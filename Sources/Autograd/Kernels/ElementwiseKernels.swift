@@ -1,0 +1,180 @@
+import Foundation
+
+// MARK: - Operation codes
+
+/// A one-input elementwise function, applied by `TensorScalar.map`.
+public enum UnaryOp<Scalar: TensorScalar> {
+    case neg, exp, log, sqrt, relu
+    /// 1 where x > 0, else 0 (the derivative of relu, 0 at 0 as in PyTorch).
+    case positiveMask
+    /// x * s
+    case scale(Scalar)
+    /// x + s
+    case shift(Scalar)
+    /// x raised to an integer or real power.
+    case power(Scalar)
+    /// min(max(x, low), high)
+    case clamp(Scalar, Scalar)
+}
+
+/// A two-input elementwise function, applied by `TensorScalar.zip` with broadcasting.
+public enum BinaryOp {
+    case add, sub, mul, div, maximum, minimum
+    /// 1 where a > b, 0.5 where a == b, else 0: the share of d max(a, b) / da.
+    case maximumShare
+}
+
+/// A reduction over axes, applied by `TensorScalar.reduce`.
+public enum ReduceOp { case sum, max }
+
+// MARK: - Kernels
+
+extension TensorScalar {
+    public static func map(_ op: UnaryOp<Self>, _ x: UnsafeBufferPointer<Self>,
+                           _ out: UnsafeMutableBufferPointer<Self>) {
+        let n = x.count
+        guard n > 0, let xp = x.baseAddress, let o = out.baseAddress else { return }
+        switch op {
+        case .neg: for i in 0..<n { o[i] = -xp[i] }
+        case .exp: for i in 0..<n { o[i] = Self.exp(xp[i]) }
+        case .log: for i in 0..<n { o[i] = Self.log(xp[i]) }
+        case .sqrt: for i in 0..<n { o[i] = xp[i].squareRoot() }
+        case .relu: for i in 0..<n { o[i] = xp[i] > 0 ? xp[i] : 0 }
+        case .positiveMask: for i in 0..<n { o[i] = xp[i] > 0 ? 1 : 0 }
+        case .scale(let s): for i in 0..<n { o[i] = xp[i] * s }
+        case .shift(let s): for i in 0..<n { o[i] = xp[i] + s }
+        case .power(let p):
+            if p == 2 {
+                for i in 0..<n { o[i] = xp[i] * xp[i] }
+            } else {
+                for i in 0..<n { o[i] = Self(Foundation.pow(Double(xp[i]), Double(p))) }
+            }
+        case .clamp(let low, let high): for i in 0..<n { o[i] = Swift.min(Swift.max(xp[i], low), high) }
+        }
+    }
+
+    public static func zip(_ op: BinaryOp, _ a: UnsafePointer<Self>, _ aStrides: [Int], _ b: UnsafePointer<Self>,
+                           _ bStrides: [Int], _ out: UnsafeMutablePointer<Self>, shape: [Int]) {
+        let count = shape.reduce(1, *)
+        guard count > 0 else { return }
+        // Iterate the outer axes with an odometer; the innermost axis is a tight strided loop.
+        let rank = shape.count
+        let inner = rank == 0 ? 1 : shape[rank - 1]
+        let sa = rank == 0 ? 0 : aStrides[rank - 1]
+        let sb = rank == 0 ? 0 : bStrides[rank - 1]
+        var index = [Int](repeating: 0, count: Swift.max(rank - 1, 0))
+        var offA = 0, offB = 0, offOut = 0
+        while offOut < count {
+            let pa = a + offA, pb = b + offB, po = out + offOut
+            switch op {
+            case .add: for i in 0..<inner { po[i] = pa[i * sa] + pb[i * sb] }
+            case .sub: for i in 0..<inner { po[i] = pa[i * sa] - pb[i * sb] }
+            case .mul: for i in 0..<inner { po[i] = pa[i * sa] * pb[i * sb] }
+            case .div: for i in 0..<inner { po[i] = pa[i * sa] / pb[i * sb] }
+            case .maximum: for i in 0..<inner { po[i] = Swift.max(pa[i * sa], pb[i * sb]) }
+            case .minimum: for i in 0..<inner { po[i] = Swift.min(pa[i * sa], pb[i * sb]) }
+            case .maximumShare:
+                for i in 0..<inner {
+                    let x = pa[i * sa], y = pb[i * sb]
+                    po[i] = x > y ? 1 : (x == y ? 0.5 : 0)
+                }
+            }
+            offOut += inner
+            // Advance the odometer over axes rank-2 ... 0.
+            var axis = rank - 2
+            while axis >= 0 {
+                index[axis] += 1
+                offA += aStrides[axis]
+                offB += bStrides[axis]
+                if index[axis] < shape[axis] { break }
+                offA -= aStrides[axis] * shape[axis]
+                offB -= bStrides[axis] * shape[axis]
+                index[axis] = 0
+                axis -= 1
+            }
+            if axis < 0 { break }
+        }
+    }
+
+    public static func stridedCopy(_ src: UnsafePointer<Self>, srcOffset: Int, srcStrides: [Int],
+                                   _ dst: UnsafeMutablePointer<Self>, dstOffset: Int, dstStrides: [Int],
+                                   shape: [Int], accumulate: Bool) {
+        let count = shape.reduce(1, *)
+        guard count > 0 else { return }
+        let rank = shape.count
+        let inner = rank == 0 ? 1 : shape[rank - 1]
+        let ss = rank == 0 ? 0 : srcStrides[rank - 1]
+        let ds = rank == 0 ? 0 : dstStrides[rank - 1]
+        var index = [Int](repeating: 0, count: Swift.max(rank - 1, 0))
+        var offS = srcOffset, offD = dstOffset
+        while true {
+            let ps = src + offS, pd = dst + offD
+            if accumulate {
+                for i in 0..<inner { pd[i * ds] += ps[i * ss] }
+            } else if ss == 1 && ds == 1 {
+                pd.update(from: ps, count: inner)
+            } else {
+                for i in 0..<inner { pd[i * ds] = ps[i * ss] }
+            }
+            var axis = rank - 2
+            while axis >= 0 {
+                index[axis] += 1
+                offS += srcStrides[axis]
+                offD += dstStrides[axis]
+                if index[axis] < shape[axis] { break }
+                offS -= srcStrides[axis] * shape[axis]
+                offD -= dstStrides[axis] * shape[axis]
+                index[axis] = 0
+                axis -= 1
+            }
+            if axis < 0 { break }
+        }
+    }
+
+    public static func reduce(_ op: ReduceOp, _ src: UnsafePointer<Self>, shape: [Int], reduced: [Bool],
+                              _ dst: UnsafeMutablePointer<Self>) {
+        let outShape = zipShape(shape, reduced)
+        let outCount = outShape.reduce(1, *)
+        let initial: Self = op == .sum ? 0 : -.infinity
+        dst.initialize(repeating: initial, count: outCount)
+        guard shape.reduce(1, *) > 0 else { return }
+        // Walk the source in order; the destination is the source index with reduced axes pinned to 0.
+        var outStrides = ShapeMath.strides(outShape)
+        for axis in 0..<shape.count where reduced[axis] { outStrides[axis] = 0 }
+        let rank = shape.count
+        let inner = rank == 0 ? 1 : shape[rank - 1]
+        let ds = rank == 0 ? 0 : outStrides[rank - 1]
+        var index = [Int](repeating: 0, count: Swift.max(rank - 1, 0))
+        var offS = 0, offD = 0
+        while true {
+            let ps = src + offS, pd = dst + offD
+            switch op {
+            case .sum:
+                if ds == 0 {
+                    var acc: Self = 0
+                    for i in 0..<inner { acc += ps[i] }
+                    pd[0] += acc
+                } else {
+                    for i in 0..<inner { pd[i * ds] += ps[i] }
+                }
+            case .max:
+                for i in 0..<inner where ps[i] > pd[i * ds] || ps[i].isNaN { pd[i * ds] = ps[i] }
+            }
+            offS += inner
+            var axis = rank - 2
+            while axis >= 0 {
+                index[axis] += 1
+                offD += outStrides[axis]
+                if index[axis] < shape[axis] { break }
+                offD -= outStrides[axis] * shape[axis]
+                index[axis] = 0
+                axis -= 1
+            }
+            if axis < 0 { break }
+        }
+    }
+
+    private static func zipShape(_ shape: [Int], _ reduced: [Bool]) -> [Int] {
+        (0..<shape.count).map { reduced[$0] ? 1 : shape[$0] }
+    }
+}

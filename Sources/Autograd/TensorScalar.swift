@@ -1,0 +1,74 @@
+import CBLAS
+import Foundation
+
+/// The element types a `Tensor` can hold: `Float` (the framework's working precision) and `Double` (for gradient
+/// checks).
+///
+/// Ops are written once, generically; every loop over elements lives in a kernel (`Kernels/`) declared here as a
+/// static requirement. Calling a kernel through the protocol dispatches once per op to code the compiler has
+/// specialised for the concrete element type, so generic op code stays fast even when called from other modules.
+public protocol TensorScalar: BinaryFloatingPoint, Sendable, CustomStringConvertible
+where Self.RawSignificand: FixedWidthInteger {
+    /// Name used in messages and files: "F32" or "F64".
+    static var dtypeName: String { get }
+
+    /// C = alpha * op(A) * op(B) + beta * C, row-major, through BLAS (`sgemm` / `dgemm`).
+    static func gemm(
+        transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Self,
+        a: UnsafePointer<Self>, lda: Int, b: UnsafePointer<Self>, ldb: Int,
+        beta: Self, c: UnsafeMutablePointer<Self>, ldc: Int)
+
+    static func exp(_ x: Self) -> Self
+    static func log(_ x: Self) -> Self
+
+    // MARK: - Kernels (implemented once, generically, in Kernels/)
+
+    /// out[i] = op(x[i]).
+    static func map(_ op: UnaryOp<Self>, _ x: UnsafeBufferPointer<Self>, _ out: UnsafeMutableBufferPointer<Self>)
+
+    /// out = op(a, b) over `shape`, reading a and b through strides (0 on broadcast axes); out is contiguous.
+    static func zip(_ op: BinaryOp, _ a: UnsafePointer<Self>, _ aStrides: [Int], _ b: UnsafePointer<Self>,
+                    _ bStrides: [Int], _ out: UnsafeMutablePointer<Self>, shape: [Int])
+
+    /// Copies (or adds, when `accumulate`) the strided view `src[srcOffset + i . srcStrides]` over `shape` into
+    /// `dst[dstOffset + i . dstStrides]`. Strides may be negative (flip) or zero (expand, on the source side).
+    static func stridedCopy(_ src: UnsafePointer<Self>, srcOffset: Int, srcStrides: [Int],
+                            _ dst: UnsafeMutablePointer<Self>, dstOffset: Int, dstStrides: [Int],
+                            shape: [Int], accumulate: Bool)
+
+    /// Reduces `src` of `shape` over the axes where `reduced` is true into a contiguous `dst` (those axes of size 1).
+    static func reduce(_ op: ReduceOp, _ src: UnsafePointer<Self>, shape: [Int], reduced: [Bool],
+                       _ dst: UnsafeMutablePointer<Self>)
+}
+
+extension Float: TensorScalar {
+    public static var dtypeName: String { "F32" }
+
+    public static func gemm(
+        transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float,
+        a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
+        beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int
+    ) {
+        cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
+                    Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
+    }
+
+    @inline(__always) public static func exp(_ x: Float) -> Float { Foundation.expf(x) }
+    @inline(__always) public static func log(_ x: Float) -> Float { Foundation.logf(x) }
+}
+
+extension Double: TensorScalar {
+    public static var dtypeName: String { "F64" }
+
+    public static func gemm(
+        transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Double,
+        a: UnsafePointer<Double>, lda: Int, b: UnsafePointer<Double>, ldb: Int,
+        beta: Double, c: UnsafeMutablePointer<Double>, ldc: Int
+    ) {
+        cblas_dgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
+                    Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
+    }
+
+    @inline(__always) public static func exp(_ x: Double) -> Double { Foundation.exp(x) }
+    @inline(__always) public static func log(_ x: Double) -> Double { Foundation.log(x) }
+}
