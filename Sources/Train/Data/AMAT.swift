@@ -1,0 +1,214 @@
+import Foundation
+
+/// The MNIST-rot text format (`.amat`): one image per line, `side * side` pixel values then the label,
+/// separated by whitespace.
+public enum AMAT {
+    /// Reads an MNIST-rot .amat file: per non-empty line 784 floats (whitespace separated) then the label
+    /// (written as a float like 7.000000e+00). Validates column count, numeric fields, values finite,
+    /// label integral 0...9, at least one row.
+    public static func read(_ url: URL, side: Int = 28) throws -> ImageDataset {
+        precondition(side > 0, "AMAT.read: side must be positive")
+        // One zero byte after the content stops the C number parser at the end of the last line.
+        let bytes = try DataFiles.readBytes(url, extra: 1)
+        let size = bytes.count - 1
+        let pixels = side * side
+
+        // Line boundaries: line i spans lineStart[i] ..< lineStart[i + 1] - 1 (without its newline).
+        var lineStart = [0]
+        bytes.withUnsafeBufferPointer { buf in
+            let base = buf.baseAddress!
+            var p = 0
+            while p < size {
+                guard let hit = memchr(base + p, 0x0A, size - p) else { break }
+                p = base.distance(to: hit.assumingMemoryBound(to: UInt8.self)) + 1
+                lineStart.append(p)
+            }
+        }
+        if lineStart.last! < size { lineStart.append(size + 1) }
+        let lineCount = lineStart.count - 1
+        if lineCount == 0 { throw DataError(url, nil, "no data rows (empty file)") }
+
+        var images = [Float](repeating: 0, count: lineCount * pixels)
+        var labels = [Int](repeating: -1, count: lineCount)  // -1 marks a blank line
+        let chunkCount = min(lineCount, 64)
+        var errors = [DataError?](repeating: nil, count: chunkCount)
+
+        bytes.withUnsafeBufferPointer { src in
+            images.withUnsafeMutableBufferPointer { img in
+                labels.withUnsafeMutableBufferPointer { lab in
+                    errors.withUnsafeMutableBufferPointer { err in
+                        let job = LineParser(text: src.baseAddress!, lineStart: lineStart, pixels: pixels,
+                                             images: img.baseAddress!, labels: lab.baseAddress!,
+                                             errors: err.baseAddress!, file: url.path)
+                        DispatchQueue.concurrentPerform(iterations: chunkCount) { chunk in
+                            let lo = lineCount * chunk / chunkCount
+                            let hi = lineCount * (chunk + 1) / chunkCount
+                            job.parse(lines: lo..<hi, chunk: chunk)
+                        }
+                    }
+                }
+            }
+        }
+        // Chunks cover the lines in order and each stops at its first fault: the first fault found is the earliest.
+        if let first = errors.lazy.compactMap({ $0 }).first { throw first }
+
+        // Drop blank lines.
+        let rows = labels.indices.filter { labels[$0] >= 0 }
+        if rows.isEmpty { throw DataError(url, nil, "no data rows (only blank lines)") }
+        if rows.count < lineCount {
+            images.withUnsafeMutableBufferPointer { img in
+                for (to, from) in rows.enumerated() where to != from {
+                    for k in 0..<pixels { img[to * pixels + k] = img[from * pixels + k] }
+                }
+            }
+            images.removeLast((lineCount - rows.count) * pixels)
+            labels = rows.map { labels[$0] }
+        }
+        return ImageDataset(images: images, labels: labels, height: side, width: side)
+    }
+
+    /// Writes `data` in the .amat format read by `read(_:side:)` (square images only), atomically:
+    /// to a temporary file first, renamed into place when complete. Pixel values are written in the
+    /// shortest form that reads back to the same Float.
+    public static func write(_ data: ImageDataset, to url: URL) throws {
+        guard data.height == data.width else {
+            throw DataError(url, nil, "cannot write \(data.height)x\(data.width) images: the format needs square images")
+        }
+        if let bad = data.labels.firstIndex(where: { !(0...9).contains($0) }) {
+            throw DataError(url, "row \(bad + 1)", "label \(data.labels[bad]) is not a class 0...9")
+        }
+        if let bad = data.images.firstIndex(where: { !$0.isFinite }) {
+            throw DataError(url, "row \(bad / data.pixelsPerImage + 1)", "pixel value \(data.images[bad]) is not finite")
+        }
+        let pixels = data.pixelsPerImage
+        let rowsPerPiece = 64
+        let piecesPerBatch = 32
+        try DataFiles.writeAtomically(url) { file in
+            var row = 0
+            while row < data.count {
+                let batchRows = min(rowsPerPiece * piecesPerBatch, data.count - row)
+                let pieceCount = (batchRows + rowsPerPiece - 1) / rowsPerPiece
+                var pieces = [[UInt8]](repeating: [], count: pieceCount)
+                let firstRow = row
+                pieces.withUnsafeMutableBufferPointer { out in
+                    let target = PieceTarget(base: out.baseAddress!)
+                    data.images.withUnsafeBufferPointer { img in
+                        let source = PixelSource(base: img.baseAddress!)
+                        DispatchQueue.concurrentPerform(iterations: pieceCount) { piece in
+                            let lo = firstRow + piece * rowsPerPiece
+                            let hi = min(lo + rowsPerPiece, firstRow + batchRows)
+                            var text = [UInt8]()
+                            text.reserveCapacity((hi - lo) * pixels * 4)
+                            for r in lo..<hi {
+                                for k in 0..<pixels {
+                                    let v = source.base[r * pixels + k]
+                                    if v == 0 {
+                                        text.append(0x30)
+                                    } else {
+                                        text.append(contentsOf: v.description.utf8)
+                                    }
+                                    text.append(0x20)
+                                }
+                                text.append(contentsOf: String(data.labels[r]).utf8)
+                                text.append(0x0A)
+                            }
+                            target.base[piece] = text
+                        }
+                    }
+                }
+                for piece in pieces {
+                    let written = piece.withUnsafeBytes { fwrite($0.baseAddress, 1, $0.count, file) }
+                    if written != piece.count { throw DataError(url, nil, "write failed (\(DataFiles.errnoText()))") }
+                }
+                row += batchRows
+            }
+        }
+    }
+}
+
+/// Raw pointers handed to concurrent workers; each worker touches only its own rows.
+private struct PixelSource: @unchecked Sendable { let base: UnsafePointer<Float> }
+private struct PieceTarget: @unchecked Sendable { let base: UnsafeMutablePointer<[UInt8]> }
+
+/// Parses a range of .amat lines into preallocated image and label storage.
+private struct LineParser: @unchecked Sendable {
+    let text: UnsafePointer<UInt8>
+    let lineStart: [Int]
+    let pixels: Int
+    let images: UnsafeMutablePointer<Float>
+    let labels: UnsafeMutablePointer<Int>
+    let errors: UnsafeMutablePointer<DataError?>
+    let file: String
+
+    @inline(__always) private func isSpace(_ c: UInt8) -> Bool {
+        c == 0x20 || c == 0x09 || c == 0x0D || c == 0x0B || c == 0x0C
+    }
+
+    private func token(_ start: Int, _ end: Int) -> String {
+        let shown = min(end - start, 40)
+        let s = String(decoding: UnsafeBufferPointer(start: text + start, count: shown), as: UTF8.self)
+        return shown < end - start ? s + "..." : s
+    }
+
+    /// The number spelled by the token `start ..< end`, parsed by the C library function `parser`
+    /// (correctly rounded), or nil unless the whole token is consumed. The byte after a token is always
+    /// whitespace or the zero terminator, so the parser stops there at the latest.
+    @inline(__always)
+    private func number<T>(_ start: Int, _ end: Int,
+                           _ parser: (UnsafePointer<CChar>, UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>) -> T) -> T? {
+        let first = UnsafeRawPointer(text + start).assumingMemoryBound(to: CChar.self)
+        var stop: UnsafeMutablePointer<CChar>? = nil
+        let value = parser(first, &stop)
+        guard let stop, stop - UnsafeMutablePointer(mutating: first) == end - start else { return nil }
+        return value
+    }
+
+    func parse(lines: Range<Int>, chunk: Int) {
+        for line in lines {
+            if let fault = parse(line: line) {
+                errors[chunk] = DataError(file: file, place: "line \(line + 1)", fault: fault)
+                return
+            }
+        }
+    }
+
+    /// Parses one line into row `line`; returns a fault description or nil.
+    private func parse(line: Int) -> String? {
+        let end = lineStart[line + 1] - 1
+        var p = lineStart[line]
+        var column = 0
+        let row = images + line * pixels
+        while true {
+            while p < end && isSpace(text[p]) { p += 1 }
+            if p >= end { break }
+            let t = p
+            while p < end && !isSpace(text[p]) { p += 1 }
+            if column < pixels {
+                if p - t == 1 && text[t] == 0x30 {
+                    row[column] = 0
+                } else {
+                    guard let value = number(t, p, strtof) else {
+                        return "field \(column + 1) is not a number: '\(token(t, p))'"
+                    }
+                    if !value.isFinite { return "field \(column + 1) is not finite: '\(token(t, p))'" }
+                    row[column] = value
+                }
+            } else if column == pixels {
+                guard let value = number(t, p, strtod) else {
+                    return "label (field \(column + 1)) is not a number: '\(token(t, p))'"
+                }
+                guard value.isFinite, value == value.rounded(), value >= 0, value <= 9 else {
+                    return "label \(token(t, p)) (field \(column + 1)) is not a class 0...9"
+                }
+                labels[line] = Int(value)
+            }
+            column += 1
+        }
+        if column == 0 { return nil }  // blank line
+        if column != pixels + 1 {
+            labels[line] = -1
+            return "expected \(pixels + 1) values (\(pixels) pixels and a label), found \(column)"
+        }
+        return nil
+    }
+}

