@@ -21,9 +21,18 @@ let package = Package(
         .target(name: "Models", dependencies: ["NN"]),
         .target(name: "Train", dependencies: ["Autograd", "NN", "CZlib"]),
 
+        // Runs the PyTorch reference cases (used by `reference-check` and the tests).
+        .target(name: "ReferenceCases", dependencies: ["Autograd", "NN", "Models", "Train"]),
+
         // Executables.
+        .executableTarget(name: "train-c4cnn", dependencies: ["Autograd", "NN", "Models", "Train"],
+                          path: "Examples/train-c4cnn"),
+        .executableTarget(name: "reference-check", dependencies: ["ReferenceCases"],
+                          path: "Examples/reference-check"),
 
         // Tests.
         .testTarget(name: "AutogradTests", dependencies: ["Autograd"], path: "Tests/AutogradTests"),
+        .testTarget(name: "NNTests", dependencies: ["Autograd", "NN", "Models", "ReferenceCases"], path: "Tests/NNTests"),
+        .testTarget(name: "TrainTests", dependencies: ["Autograd", "NN", "Train"], path: "Tests/TrainTests"),
     ]
 )

@@ -39,6 +39,52 @@ where Self.RawSignificand: FixedWidthInteger {
     /// Reduces `src` of `shape` over the axes where `reduced` is true into a contiguous `dst` (those axes of size 1).
     static func reduce(_ op: ReduceOp, _ src: UnsafePointer<Self>, shape: [Int], reduced: [Bool],
                        _ dst: UnsafeMutablePointer<Self>)
+
+    /// Unfolds image patches into columns (`Kernels/ConvolutionKernels.swift`): `columns` is
+    /// (channels * kernelHeight * kernelWidth, batch * outputHeight * outputWidth), row-major; row
+    /// (c, i, j) column (n, oy, ox) holds input[n, c, oy * strideH - padH + i * dilationH,
+    /// ox * strideW - padW + j * dilationW], or 0 in the padding. Every element of `columns` is written.
+    static func im2col(_ input: UnsafePointer<Self>, _ columns: UnsafeMutablePointer<Self>,
+                       geometry: ConvolutionGeometry)
+
+    /// The adjoint of `im2col`: adds every column entry into the input position it was read from (padding
+    /// entries are dropped). `input` is (batch, channels, height, width) and is accumulated into, not cleared.
+    static func col2im(_ columns: UnsafePointer<Self>, _ input: UnsafeMutablePointer<Self>,
+                       geometry: ConvolutionGeometry)
+
+    /// dst[b, a, l] = src[a, b, l] (+ bias[a] when `bias` is given) for src of shape (outer, middle, inner):
+    /// swaps the two leading axes of a contiguous tensor (the convolution's channel / batch reordering).
+    static func swapLeadingAxes(_ src: UnsafePointer<Self>, _ dst: UnsafeMutablePointer<Self>,
+                                outer: Int, middle: Int, inner: Int, bias: UnsafePointer<Self>?)
+
+    /// Max pooling over (planes, depth, height, width) (`Kernels/PoolingKernels.swift`): writes each window's
+    /// maximum and the flat in-plane index (d * height * width + h * width + w) of the first maximum in scan order;
+    /// a NaN in a window wins. Padding positions never win.
+    static func maxPool(_ input: UnsafePointer<Self>, _ output: UnsafeMutablePointer<Self>,
+                        _ indices: UnsafeMutablePointer<Int32>, geometry: PoolingGeometry)
+
+    /// The adjoint of `maxPool`: adds each output gradient into its recorded argmax of `gradInput` (accumulated
+    /// into, not cleared).
+    static func maxPoolBackward(_ gradOutput: UnsafePointer<Self>, _ indices: UnsafePointer<Int32>,
+                                _ gradInput: UnsafeMutablePointer<Self>, geometry: PoolingGeometry)
+
+    /// y = log_softmax(x) along the middle axis of a contiguous (outer, size, inner) tensor
+    /// (`Kernels/LossKernels.swift`), stabilised by subtracting each line's maximum.
+    static func logSoftmax(_ x: UnsafePointer<Self>, _ y: UnsafeMutablePointer<Self>,
+                           outer: Int, size: Int, inner: Int)
+
+    /// dx = g - exp(y) * sum(g) along the middle axis, given the forward result y = log_softmax(x).
+    static func logSoftmaxBackward(_ g: UnsafePointer<Self>, _ y: UnsafePointer<Self>,
+                                   _ dx: UnsafeMutablePointer<Self>, outer: Int, size: Int, inner: Int)
+
+    /// Cross-entropy of logits (rows, classes) against class indices in 0..<classes: writes each row's softmax
+    /// into `probabilities` and returns the sum over rows of -log softmax[row, target[row]].
+    static func crossEntropy(_ logits: UnsafePointer<Self>, targets: UnsafePointer<Int>, rows: Int, classes: Int,
+                             _ probabilities: UnsafeMutablePointer<Self>) -> Self
+
+    /// dx = scale * (probabilities - onehot(targets)), for the gradient of `crossEntropy`.
+    static func crossEntropyBackward(_ probabilities: UnsafePointer<Self>, targets: UnsafePointer<Int>,
+                                     rows: Int, classes: Int, scale: Self, _ dx: UnsafeMutablePointer<Self>)
 }
 
 extension Float: TensorScalar {

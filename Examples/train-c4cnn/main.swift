@@ -1,0 +1,148 @@
+import Autograd
+import Foundation
+import Models
+import NN
+import Train
+
+// MARK: - Helpers
+
+func fail(_ message: String, status: Int32 = 1) -> Never {
+    FileHandle.standardError.write(Data("error: \(message)\n".utf8))
+    exit(status)
+}
+
+func describe(_ c: TrainingConfiguration) -> String {
+    let optimizer = c.optimizer == .adamw ? "AdamW" : "SGD"
+    return "\(optimizer) lr \(c.learningRate), weight decay \(c.weightDecay), batch \(c.batchSize), "
+        + (c.shuffle ? "shuffled (seed \(c.seed))" : "no shuffling") + ", \(c.schedule) schedule, \(c.epochs) epochs"
+}
+
+func makeModel(_ name: String, preset: String, seed: UInt64) -> Module {
+    let kind = ModelName(rawValue: name)!
+    return preset == "strong" ? kind.makeStrong(seed: seed) : kind.make(seed: seed)
+}
+
+/// Loads parameters from a state dict (ours or PyTorch's), a checkpoint (`model.` names) or an exported plain model.
+func loadWeights(_ path: String, into model: Module) throws {
+    let url = URL(fileURLWithPath: path)
+    let file = try SafetensorsFile(contentsOf: url)
+    let prefix = file.entries.keys.contains { $0.hasPrefix("model.") } ? "model." : ""
+    try model.load(stateDict: Module.tensors(in: file, prefix: prefix), source: url.lastPathComponent)
+}
+
+// MARK: - One run
+
+struct RunResult {
+    var name: String
+    var history: [EpochMetrics]
+    var seconds: Double
+    var parameters: Int
+}
+
+func train(modelName: String, options: Options, data: (train: ImageDataset, test: ImageDataset),
+           directory: URL) throws -> RunResult {
+    let model = makeModel(modelName, preset: options.preset, seed: options.configuration.seed)
+    if let initFile = options.initFile {
+        try loadWeights(initFile, into: model)
+        print("initial parameters from \(initFile)")
+    }
+    let trainer = Trainer(model: model, modelName: modelName, configuration: options.configuration,
+                          train: data.train, test: data.test)
+    trainer.checkpointDirectory = directory
+    trainer.metricsFile = options.metrics.map { URL(fileURLWithPath: $0) }
+        ?? directory.appendingPathComponent("metrics.jsonl")
+    let plotURL = options.plot.map { URL(fileURLWithPath: $0) } ?? directory.appendingPathComponent("curves.svg")
+    let checkpoint = Trainer.checkpointURL(in: directory)
+    if options.resume {
+        guard FileManager.default.fileExists(atPath: checkpoint.path) else {
+            throw UsageError(description: "--resume: no checkpoint at \(checkpoint.path)")
+        }
+        try trainer.resume(from: checkpoint)
+        print("resumed from \(checkpoint.path) after epoch \(trainer.completedEpochs)")
+    } else if FileManager.default.fileExists(atPath: trainer.metricsFile!.path) {
+        try FileManager.default.removeItem(at: trainer.metricsFile!)
+    }
+    print("\(modelName): \(model.parameterCount) parameters; \(data.train.count) training and "
+          + "\(data.test.count) test images; \(describe(options.configuration))")
+    trainer.onEpochEnd = { _ in
+        try? CurvePlot.write([.init(name: modelName, history: trainer.history)],
+                             title: "\(modelName) on \(options.dataset.rawValue)", to: plotURL)
+    }
+    let start = Date()
+    try trainer.run()
+    let seconds = Date().timeIntervalSince(start)
+    let weights = directory.appendingPathComponent("\(modelName).safetensors")
+    try model.save(to: weights, metadata: ["model": modelName])
+    if let last = trainer.history.last {
+        print(String(format: "done: %@ test accuracy %.2f%% after %d epochs, %@ of training; weights in %@, "
+                     + "curves in %@", modelName, 100 * last.testAccuracy, last.epoch,
+                     ProgressReporter.duration(seconds), weights.path, plotURL.path))
+    }
+    return RunResult(name: modelName, history: trainer.history, seconds: seconds, parameters: model.parameterCount)
+}
+
+// MARK: - Main
+
+let options: Options
+do {
+    options = try Options.parse(Array(CommandLine.arguments.dropFirst()))
+} catch {
+    fail("\(error)\nRun with --help for the options.", status: 2)
+}
+if options.help {
+    print(Options.usage)
+    exit(0)
+}
+if let threads = options.threads { Parallel.setThreads(threads) } else { Parallel.setThreads(Parallel.threads) }
+
+do {
+    print("BLAS: \(BLASLibrary.description); framework threads: \(Parallel.threads)")
+    if !BLASLibrary.isOpenBLAS {
+        print("warning: the running BLAS is not OpenBLAS; run scripts/setup.sh to install it")
+    }
+    let dataDirectory = URL(fileURLWithPath: options.dataDirectory)
+
+    if options.evalOnly {
+        let model = makeModel(options.model, preset: options.preset, seed: 0)
+        let data = try DataCatalog(directory: dataDirectory).load(options.dataset) { print($0) }
+        try loadWeights(options.weights!, into: model)
+        let trainer = Trainer(model: model, modelName: options.model, configuration: options.configuration,
+                              train: data.train, test: data.test, progress: .silent)
+        let start = Date()
+        let (loss, accuracy) = try trainer.evaluate(trainer.testLoader)
+        print(String(format: "%@ on %@ test set (%d images): loss %.4f, accuracy %.2f%% (%.1f s)", options.model,
+                     options.dataset.rawValue, data.test.count, loss, 100 * accuracy, Date().timeIntervalSince(start)))
+        exit(0)
+    }
+
+    let models = options.compare ? ["c4cnn", "cnn"] : [options.model]
+    let defaults = options.preset == "original" && options.configuration == .original
+    if defaults {
+        print("Running the original experiment: \(models.joined(separator: " and ")) on \(options.dataset.rawValue) "
+              + "with the original protocol (AdamW lr 5e-5, weight decay 1e-5, batch 64, no shuffling, 51 epochs).")
+    }
+    let data = try DataCatalog(directory: dataDirectory).load(options.dataset) { print($0) }
+    var results: [RunResult] = []
+    for model in models {
+        let directory = URL(fileURLWithPath: options.checkpointDirectory ?? "runs")
+            .appendingPathComponent(options.checkpointDirectory == nil || options.compare
+                                    ? "\(model)-\(options.dataset.rawValue)-\(options.preset)" : "")
+        results.append(try train(modelName: model, options: options, data: data, directory: directory))
+    }
+    if results.count > 1 {
+        print("\nmodel    parameters  test accuracy  train time")
+        for r in results {
+            print(String(format: "%-8@ %10d  %12.2f%%  %@", r.name, r.parameters,
+                         100 * (r.history.last?.testAccuracy ?? 0), ProgressReporter.duration(r.seconds)))
+        }
+        let plot = URL(fileURLWithPath: options.checkpointDirectory ?? "runs")
+            .appendingPathComponent("compare-\(options.dataset.rawValue)-\(options.preset).svg")
+        try CurvePlot.write(results.map { .init(name: $0.name, history: $0.history) },
+                            title: "C4CNN vs CNN on \(options.dataset.rawValue)", to: plot)
+        print("curves: \(plot.path)")
+    }
+} catch let error as UsageError {
+    fail("\(error)\nRun with --help for the options.", status: 2)
+} catch {
+    fail("\(error)")
+}

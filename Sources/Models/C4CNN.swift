@@ -1,0 +1,80 @@
+import Autograd
+import NN
+
+/// The rotation-equivariant network of the experiment, for a planar group (C4 by default; D4 gives `D4CNN`).
+///
+/// (N, 1, 33, 33) -> lifting conv 1->8 (k3, pad 1; no activation, as in the original) -> four group convs 8->16->32->64->128 (k3, pad 1), each
+/// with ReLU and, after the first three, max pooling (1, 3, 3) / (1, 2, 2) / (0, 1, 1): 33 -> 17 -> 9 -> 5
+/// -> group pooling (N, 128, 5, 5) -> 3200 -> Linear 256 -> ReLU -> 32 -> ReLU -> 10 logits.
+/// Invariant to every element of the group. Parameter names match the original PyTorch module:
+/// `liftingconv.*`, `groupconv_encoder.{0,3,6,9}.*`, `head.{0,2,4}.*`.
+public class GroupEquivariantCNN: Module {
+    public let group: PlanarGroup
+    public let liftingconv: LiftingConv2d
+    /// Batch norm after the lifting conv (strong recipe only).
+    public let liftingNorm: BatchNorm?
+    public let groupconvEncoder: Sequential
+    public let pooling: GroupPooling
+    public let head: Sequential
+    /// The input this model takes: (N, 1, side, side).
+    public let side = 33
+
+    /// - Parameters:
+    ///   - batchNorm: insert batch norm (statistics shared over the group axis) after every convolution, before
+    ///     its ReLU — the strong recipe. The original model has none.
+    ///   - dropout: dropout probability before each hidden linear layer of the head (0: none).
+    public init(group: PlanarGroup, batchNorm: Bool = false, dropout: Double = 0, generator: inout SeededRandom) {
+        self.group = group
+        liftingconv = LiftingConv2d(1, 8, kernelSize: 3, padding: 1, group: group, generator: &generator)
+        liftingNorm = batchNorm ? BatchNorm(8) : nil
+        var layers: [Module] = []
+        let widths = [8, 16, 32, 64, 128]
+        for i in 0..<4 {
+            layers.append(GroupConv2d(widths[i], widths[i + 1], kernelSize: 3, padding: 1, group: group,
+                                      generator: &generator))
+            if batchNorm { layers.append(BatchNorm(widths[i + 1])) }
+            layers.append(ReLU())
+            if i < 3 { layers.append(MaxPool3d(kernelSize: (1, 3, 3), stride: (1, 2, 2), padding: (0, 1, 1))) }
+        }
+        groupconvEncoder = Sequential(layers)
+        pooling = GroupPooling(group: group)
+        var headLayers: [Module] = []
+        if dropout > 0 { headLayers.append(Dropout(dropout)) }
+        headLayers += [Linear(128 * 5 * 5, 256, generator: &generator), ReLU()]
+        if dropout > 0 { headLayers.append(Dropout(dropout)) }
+        headLayers += [Linear(256, 32, generator: &generator), ReLU(), Linear(32, 10, generator: &generator)]
+        head = Sequential(headLayers)
+    }
+
+    override public var children: [(name: String, module: Module)] {
+        [("liftingconv", liftingconv)] + (liftingNorm.map { [("lifting_norm", $0)] } ?? [])
+            + [("groupconv_encoder", groupconvEncoder), ("head", head)]
+    }
+
+    override public func forward(_ input: Tensor<Float>) throws -> Tensor<Float> {
+        guard input.rank == 4, input.shape[1] == 1, input.shape[2] == side, input.shape[3] == side else {
+            throw ShapeError(layer: "\(type(of: self))", expected: "(N, 1, \(side), \(side))", given: input.shape)
+        }
+        var lifted = try liftingconv(input)
+        if let liftingNorm { lifted = try liftingNorm(lifted).relu() }
+        let features = try groupconvEncoder(lifted)
+        let invariant = try pooling(features)
+        return try head(invariant.flattened(from: 1))
+    }
+}
+
+/// The C4-equivariant CNN of the experiment (p4).
+public final class C4CNN: GroupEquivariantCNN {
+    public init(seed: UInt64 = 0, batchNorm: Bool = false, dropout: Double = 0) {
+        var generator = SeededRandom(seed: seed)
+        super.init(group: .c4, batchNorm: batchNorm, dropout: dropout, generator: &generator)
+    }
+}
+
+/// The same network over p4m (rotations and reflections): invariant to flips as well.
+public final class D4CNN: GroupEquivariantCNN {
+    public init(seed: UInt64 = 0, batchNorm: Bool = false, dropout: Double = 0) {
+        var generator = SeededRandom(seed: seed)
+        super.init(group: .d4, batchNorm: batchNorm, dropout: dropout, generator: &generator)
+    }
+}

@@ -1,0 +1,78 @@
+import Autograd
+import NN
+
+/// The plain CNN baseline of the experiment.
+///
+/// (N, 1, 33, 33) -> conv 1->8 (k3) -> ReLU -> four convs 8->16->32->64->128 (k3, no padding), each with ReLU and,
+/// after the first three, MaxPool2d(3, 2, 1): 31 -> 29 -> 15 -> 13 -> 7 -> 5 -> 3 -> 1 -> 128 -> Linear 32 -> ReLU
+/// -> 10 logits. Parameter names match the original PyTorch module: `first_conv.*`, `convs.{0,3,6,9}.*`,
+/// `head.{0,2}.*`.
+public final class CNN: Module {
+    public let firstConv: Conv2d
+    public let convs: Sequential
+    public let head: Sequential
+    public let side = 33
+
+    /// Batch norm after the first conv (strong recipe only).
+    public let firstNorm: BatchNorm?
+
+    /// - Parameters:
+    ///   - batchNorm: batch norm after every convolution, before its ReLU (the strong recipe).
+    ///   - dropout: dropout probability before the hidden linear layer (0: none).
+    public init(seed: UInt64 = 0, batchNorm: Bool = false, dropout: Double = 0) {
+        var generator = SeededRandom(seed: seed)
+        firstConv = Conv2d(1, 8, kernelSize: 3, generator: &generator)
+        firstNorm = batchNorm ? BatchNorm(8) : nil
+        var layers: [Module] = []
+        let widths = [8, 16, 32, 64, 128]
+        for i in 0..<4 {
+            layers.append(Conv2d(widths[i], widths[i + 1], kernelSize: 3, generator: &generator))
+            if batchNorm { layers.append(BatchNorm(widths[i + 1])) }
+            layers.append(ReLU())
+            if i < 3 { layers.append(MaxPool2d(kernelSize: 3, stride: 2, padding: 1)) }
+        }
+        convs = Sequential(layers)
+        var headLayers: [Module] = []
+        if dropout > 0 { headLayers.append(Dropout(dropout)) }
+        headLayers += [Linear(128, 32, generator: &generator), ReLU(), Linear(32, 10, generator: &generator)]
+        head = Sequential(headLayers)
+    }
+
+    override public var children: [(name: String, module: Module)] {
+        [("first_conv", firstConv)] + (firstNorm.map { [("first_norm", $0)] } ?? [])
+            + [("convs", convs), ("head", head)]
+    }
+
+    override public func forward(_ input: Tensor<Float>) throws -> Tensor<Float> {
+        guard input.rank == 4, input.shape[1] == 1, input.shape[2] == side, input.shape[3] == side else {
+            throw ShapeError(layer: "CNN", expected: "(N, 1, \(side), \(side))", given: input.shape)
+        }
+        var first = try firstConv(input)
+        if let firstNorm { first = try firstNorm(first) }
+        let features = try convs(first.relu())
+        return try head(features.flattened(from: 1))
+    }
+}
+
+/// The models of the experiment by name, as the command line gives them.
+public enum ModelName: String, CaseIterable, Sendable {
+    case c4cnn, cnn, d4cnn
+
+    /// A freshly initialised model.
+    public func make(seed: UInt64 = 0) -> Module {
+        switch self {
+        case .c4cnn: return C4CNN(seed: seed)
+        case .cnn: return CNN(seed: seed)
+        case .d4cnn: return D4CNN(seed: seed)
+        }
+    }
+
+    /// The model of the strong recipe: batch norm after every convolution and dropout 0.2 in the head.
+    public func makeStrong(seed: UInt64 = 0) -> Module {
+        switch self {
+        case .c4cnn: return C4CNN(seed: seed, batchNorm: true, dropout: 0.2)
+        case .cnn: return CNN(seed: seed, batchNorm: true, dropout: 0.2)
+        case .d4cnn: return D4CNN(seed: seed, batchNorm: true, dropout: 0.2)
+        }
+    }
+}

@@ -1,0 +1,193 @@
+import Autograd
+import Foundation
+
+// MARK: - Lifting convolution
+
+/// Lifts an image to a function on the group: (N, in, H, W) -> (N, out, |G|, H', W').
+///
+/// One learnable filter per (out, in), weight (out, in, k, k); output plane `g` is the convolution with the filter
+/// transformed by `g`. The bias (out) is shared over the group axis.
+public final class LiftingConv2d: Module {
+    public let group: PlanarGroup
+    public let weight: Parameter
+    public let bias: Parameter?
+    public let inChannels: Int, outChannels: Int, kernelSize: Int, padding: Int
+    private var cache = ExpandedFilterCache()
+
+    /// Weight N(0, 1/sqrt(in * out)), bias N(0, 1).
+    public init(_ inChannels: Int, _ outChannels: Int, kernelSize: Int, padding: Int = 0,
+                group: PlanarGroup = .c4, bias: Bool = true, generator: inout SeededRandom) {
+        self.group = group
+        self.inChannels = inChannels
+        self.outChannels = outChannels
+        self.kernelSize = kernelSize
+        self.padding = padding
+        let std = 1 / Double(inChannels * outChannels).squareRoot()
+        weight = Parameter(.normal(shape: [outChannels, inChannels, kernelSize, kernelSize], std: std,
+                                   generator: &generator))
+        self.bias = bias ? Parameter(.normal(shape: [outChannels], generator: &generator)) : nil
+    }
+
+    override public var localParameters: [(name: String, parameter: Parameter)] {
+        [("weight", weight)] + (bias.map { [("bias", $0)] } ?? [])
+    }
+
+    /// The filters of the equivalent plain convolution: (out * |G|, in, k, k), channel index `o * |G| + g`.
+    public func expandedFilters() -> (weight: Tensor<Float>, bias: Tensor<Float>?) {
+        cache.filters(isTraining: isTraining, versions: [weight.version, bias?.version ?? -1]) {
+            let w = weight.value
+            let stacked = Tensor.stacked(group.elements.map { group.transformPlanes(w, by: $0) }, axis: 1)
+            let expanded = try! stacked.rearranged("o g i h w -> (o g) i h w")
+            return (expanded, bias.map { try! $0.value.repeated("o -> (o g)", ["g": group.order]) })
+        }
+    }
+
+    override public func modeDidChange() { cache.clear() }
+
+    override public func forward(_ input: Tensor<Float>) throws -> Tensor<Float> {
+        try checkImageInput(input, channels: inChannels, kernel: kernelSize, padding: padding,
+                            layer: "LiftingConv2d(\(inChannels), \(outChannels))")
+        let (w, b) = expandedFilters()
+        let y = input.conv2d(weight: w, bias: b, padding: (padding, padding))
+        return try! y.rearranged("n (o g) h w -> n o g h w", ["g": group.order])
+    }
+}
+
+// MARK: - Group convolution
+
+/// Convolution of functions on the group: (N, in, |G|, H, W) -> (N, out, |G|, H', W').
+///
+/// Weight (out, in, |G|, k, k), a filter on the group; the filter for output element `g` is the weight acted on by
+/// `g` (planes permuted along the group axis and transformed spatially), and all are stacked into one plain
+/// convolution with filters (out * |G|, in * |G|, k, k). The bias (out) is shared over the group axis.
+public final class GroupConv2d: Module {
+    public let group: PlanarGroup
+    public let weight: Parameter
+    public let bias: Parameter?
+    public let inChannels: Int, outChannels: Int, kernelSize: Int, padding: Int
+    private var cache = ExpandedFilterCache()
+
+    /// Weight N(0, 1/sqrt(in * out)), bias N(0, 1).
+    public init(_ inChannels: Int, _ outChannels: Int, kernelSize: Int, padding: Int = 0,
+                group: PlanarGroup = .c4, bias: Bool = true, generator: inout SeededRandom) {
+        self.group = group
+        self.inChannels = inChannels
+        self.outChannels = outChannels
+        self.kernelSize = kernelSize
+        self.padding = padding
+        let std = 1 / Double(inChannels * outChannels).squareRoot()
+        weight = Parameter(.normal(shape: [outChannels, inChannels, group.order, kernelSize, kernelSize], std: std,
+                                   generator: &generator))
+        self.bias = bias ? Parameter(.normal(shape: [outChannels], generator: &generator)) : nil
+    }
+
+    override public var localParameters: [(name: String, parameter: Parameter)] {
+        [("weight", weight)] + (bias.map { [("bias", $0)] } ?? [])
+    }
+
+    /// The filters of the equivalent plain convolution: (out * |G|, in * |G|, k, k).
+    public func expandedFilters() -> (weight: Tensor<Float>, bias: Tensor<Float>?) {
+        cache.filters(isTraining: isTraining, versions: [weight.version, bias?.version ?? -1]) {
+            let w = weight.value
+            let stacked = Tensor.stacked(group.elements.map { group.act($0, onFeatureMap: w) }, axis: 1)
+            let expanded = try! stacked.rearranged("o g i h kh kw -> (o g) (i h) kh kw")
+            return (expanded, bias.map { try! $0.value.repeated("o -> (o g)", ["g": group.order]) })
+        }
+    }
+
+    override public func modeDidChange() { cache.clear() }
+
+    override public func forward(_ input: Tensor<Float>) throws -> Tensor<Float> {
+        guard input.rank == 5, input.shape[1] == inChannels, input.shape[2] == group.order,
+              input.shape[3] + 2 * padding >= kernelSize, input.shape[4] + 2 * padding >= kernelSize else {
+            throw ShapeError(layer: "GroupConv2d(\(inChannels), \(outChannels), \(group))",
+                             expected: "(N, \(inChannels), \(group.order), H, W)", given: input.shape)
+        }
+        let (w, b) = expandedFilters()
+        let flat = try! input.rearranged("n i g h w -> n (i g) h w")
+        let y = flat.conv2d(weight: w, bias: b, padding: (padding, padding))
+        return try! y.rearranged("n (o g) h w -> n o g h w", ["g": group.order])
+    }
+}
+
+// MARK: - Group pooling
+
+/// Pools a group feature map (N, C, |G|, H, W) to an invariant image (N, C, H, W): the |G| transforms of the map
+/// are concatenated along the group axis and averaged over it.
+public final class GroupPooling: Module {
+    public let group: PlanarGroup
+    public init(group: PlanarGroup = .c4) { self.group = group }
+
+    override public func forward(_ input: Tensor<Float>) throws -> Tensor<Float> {
+        guard input.rank == 5, input.shape[2] == group.order, input.shape[3] == input.shape[4] else {
+            throw ShapeError(layer: "GroupPooling(\(group))", expected: "(N, C, \(group.order), S, S)",
+                             given: input.shape)
+        }
+        let transformed = group.elements.map { group.transformPlanes(input, by: $0) }
+        return Tensor.concatenated(transformed, axis: 2).mean(axes: [2])
+    }
+}
+
+// MARK: - Isotropic convolution
+
+/// A convolution whose 3x3 filters are invariant to every symmetry of the square: each (out, in) filter has two
+/// weights, the centre and the ring of its 8 neighbours. Image -> image, equivariant to rotations and flips.
+/// Weight (out, in, 2): [..., 0] centre, [..., 1] ring.
+public final class IsotropicConv2d: Module {
+    public let weight: Parameter
+    public let bias: Parameter?
+    public let inChannels: Int, outChannels: Int, padding: Int
+
+    /// Weight N(0, 1/sqrt(in * out)), bias N(0, 1).
+    public init(_ inChannels: Int, _ outChannels: Int, padding: Int = 0, bias: Bool = true,
+                generator: inout SeededRandom) {
+        self.inChannels = inChannels
+        self.outChannels = outChannels
+        self.padding = padding
+        let std = 1 / Double(inChannels * outChannels).squareRoot()
+        weight = Parameter(.normal(shape: [outChannels, inChannels, 2], std: std, generator: &generator))
+        self.bias = bias ? Parameter(.normal(shape: [outChannels], generator: &generator)) : nil
+    }
+
+    override public var localParameters: [(name: String, parameter: Parameter)] {
+        [("weight", weight)] + (bias.map { [("bias", $0)] } ?? [])
+    }
+
+    /// The (out, in, 3, 3) filters: centre * centreMask + ring * ringMask.
+    public func expandedFilter() -> Tensor<Float> {
+        let centreMask = Tensor<Float>(shape: [3, 3], scalars: [0, 0, 0, 0, 1, 0, 0, 0, 0])
+        let ringMask = Tensor<Float>(shape: [3, 3], scalars: [1, 1, 1, 1, 0, 1, 1, 1, 1])
+        let w = weight.value
+        let centre = w.sliced(axis: 2, 0..<1).unsqueezed(3)  // (out, in, 1, 1)
+        let ring = w.sliced(axis: 2, 1..<2).unsqueezed(3)
+        return centre * centreMask + ring * ringMask
+    }
+
+    override public func forward(_ input: Tensor<Float>) throws -> Tensor<Float> {
+        try checkImageInput(input, channels: inChannels, kernel: 3, padding: padding,
+                            layer: "IsotropicConv2d(\(inChannels), \(outChannels))")
+        return input.conv2d(weight: expandedFilter(), bias: bias?.value, padding: (padding, padding))
+    }
+}
+
+// MARK: - Filter cache
+
+/// Holds expanded filters in evaluation mode, rebuilt when a parameter's version changes; in training mode they are
+/// built on every call so that their gradients flow through the tape.
+struct ExpandedFilterCache {
+    private var versions: [Int] = []
+    private var value: (weight: Tensor<Float>, bias: Tensor<Float>?)?
+
+    mutating func filters(isTraining: Bool, versions current: [Int],
+                          build: () -> (weight: Tensor<Float>, bias: Tensor<Float>?))
+        -> (weight: Tensor<Float>, bias: Tensor<Float>?) {
+        if isTraining { value = nil; return build() }
+        if let value, versions == current { return value }
+        let built = withoutGradients(build)
+        value = built
+        versions = current
+        return built
+    }
+
+    mutating func clear() { value = nil }
+}

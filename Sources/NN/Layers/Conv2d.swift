@@ -1,0 +1,48 @@
+import Autograd
+
+/// 2-D convolution (cross-correlation) in NCHW: (N, inChannels, H, W) -> (N, outChannels, H', W').
+/// Weight (out, in, k, k) and bias (out) as in PyTorch.
+public final class Conv2d: Module {
+    public let weight: Parameter
+    public let bias: Parameter?
+    public let inChannels: Int, outChannels: Int, kernelSize: Int
+    public let stride: Int, padding: Int, dilation: Int
+
+    /// PyTorch's default initialisation: uniform in +-1/sqrt(in * k * k) for weight and bias.
+    public init(_ inChannels: Int, _ outChannels: Int, kernelSize: Int, stride: Int = 1, padding: Int = 0,
+                dilation: Int = 1, bias: Bool = true, generator: inout SeededRandom) {
+        self.inChannels = inChannels
+        self.outChannels = outChannels
+        self.kernelSize = kernelSize
+        self.stride = stride
+        self.padding = padding
+        self.dilation = dilation
+        let bound = 1 / Double(inChannels * kernelSize * kernelSize).squareRoot()
+        weight = Parameter(.uniform(shape: [outChannels, inChannels, kernelSize, kernelSize], low: -bound,
+                                    high: bound, generator: &generator))
+        self.bias = bias ? Parameter(.uniform(shape: [outChannels], low: -bound, high: bound, generator: &generator))
+            : nil
+    }
+
+    override public var localParameters: [(name: String, parameter: Parameter)] {
+        [("weight", weight)] + (bias.map { [("bias", $0)] } ?? [])
+    }
+
+    override public func forward(_ input: Tensor<Float>) throws -> Tensor<Float> {
+        try checkImageInput(input, channels: inChannels, kernel: kernelSize, padding: padding, dilation: dilation,
+                            layer: "Conv2d(\(inChannels), \(outChannels))")
+        return input.conv2d(weight: weight.value, bias: bias?.value, stride: (stride, stride),
+                            padding: (padding, padding), dilation: (dilation, dilation))
+    }
+}
+
+/// Throws unless `input` is (N, channels, H, W) with H and W large enough for the kernel.
+func checkImageInput(_ input: Tensor<Float>, channels: Int, kernel: Int, padding: Int, dilation: Int = 1,
+                     layer: String) throws {
+    let reach = dilation * (kernel - 1) + 1
+    guard input.rank == 4, input.shape[1] == channels,
+          input.shape[2] + 2 * padding >= reach, input.shape[3] + 2 * padding >= reach else {
+        throw ShapeError(layer: layer, expected: "(N, \(channels), H, W) with H, W >= \(reach - 2 * padding)",
+                         given: input.shape)
+    }
+}

@@ -1,0 +1,45 @@
+import Autograd
+
+/// y = x W^T + b. Input (N, inFeatures) -> output (N, outFeatures). Weight (out, in) as in PyTorch.
+public final class Linear: Module {
+    public let weight: Parameter
+    public let bias: Parameter?
+    public let inFeatures: Int, outFeatures: Int
+
+    /// PyTorch's default initialisation: weight and bias uniform in +-1/sqrt(inFeatures).
+    public init(_ inFeatures: Int, _ outFeatures: Int, bias: Bool = true, generator: inout SeededRandom) {
+        self.inFeatures = inFeatures
+        self.outFeatures = outFeatures
+        let bound = 1 / Double(inFeatures).squareRoot()
+        weight = Parameter(.uniform(shape: [outFeatures, inFeatures], low: -bound, high: bound, generator: &generator))
+        self.bias = bias
+            ? Parameter(.uniform(shape: [outFeatures], low: -bound, high: bound, generator: &generator)) : nil
+    }
+
+    override public var localParameters: [(name: String, parameter: Parameter)] {
+        [("weight", weight)] + (bias.map { [("bias", $0)] } ?? [])
+    }
+
+    override public func forward(_ input: Tensor<Float>) throws -> Tensor<Float> {
+        guard input.rank == 2, input.shape[1] == inFeatures else {
+            throw ShapeError(layer: "Linear(\(inFeatures), \(outFeatures))", expected: "(N, \(inFeatures))",
+                             given: input.shape)
+        }
+        return Tensor.linear(input, weight: weight.value, bias: bias?.value)
+    }
+}
+
+/// Flattens all axes after the first: (N, ...) -> (N, product).
+public final class Flatten: Module {
+    override public init() {}
+    override public func forward(_ input: Tensor<Float>) throws -> Tensor<Float> {
+        guard input.rank >= 1 else { throw ShapeError(layer: "Flatten", expected: "(N, ...)", given: input.shape) }
+        return input.rank == 1 ? input.unsqueezed(1) : input.flattened(from: 1)
+    }
+}
+
+/// max(x, 0), elementwise.
+public final class ReLU: Module {
+    override public init() {}
+    override public func forward(_ input: Tensor<Float>) throws -> Tensor<Float> { input.relu() }
+}

@@ -1,0 +1,37 @@
+import Autograd
+
+/// Max pooling over the last two axes of (N, C, H, W).
+public final class MaxPool2d: Module {
+    public let kernelSize: Int, stride: Int, padding: Int
+
+    public init(kernelSize: Int, stride: Int? = nil, padding: Int = 0) {
+        self.kernelSize = kernelSize
+        self.stride = stride ?? kernelSize
+        self.padding = padding
+    }
+
+    override public func forward(_ input: Tensor<Float>) throws -> Tensor<Float> {
+        guard input.rank == 4, input.shape[2] + 2 * padding >= kernelSize, input.shape[3] + 2 * padding >= kernelSize
+        else { throw ShapeError(layer: "MaxPool2d", expected: "(N, C, H, W)", given: input.shape) }
+        return input.maxPool2d(kernel: (kernelSize, kernelSize), stride: (stride, stride), padding: (padding, padding))
+    }
+}
+
+/// Max pooling over the last three axes of (N, C, D, H, W); with kernel (1, k, k) it pools each plane of a group
+/// feature map separately, which keeps equivariance.
+public final class MaxPool3d: Module {
+    public let kernelSize: (Int, Int, Int), stride: (Int, Int, Int), padding: (Int, Int, Int)
+
+    public init(kernelSize: (Int, Int, Int), stride: (Int, Int, Int)? = nil, padding: (Int, Int, Int) = (0, 0, 0)) {
+        self.kernelSize = kernelSize
+        self.stride = stride ?? kernelSize
+        self.padding = padding
+    }
+
+    override public func forward(_ input: Tensor<Float>) throws -> Tensor<Float> {
+        guard input.rank == 5, input.shape[2] + 2 * padding.0 >= kernelSize.0,
+              input.shape[3] + 2 * padding.1 >= kernelSize.1, input.shape[4] + 2 * padding.2 >= kernelSize.2
+        else { throw ShapeError(layer: "MaxPool3d", expected: "(N, C, D, H, W)", given: input.shape) }
+        return input.maxPool3d(kernel: kernelSize, stride: stride, padding: padding)
+    }
+}

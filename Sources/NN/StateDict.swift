@@ -1,0 +1,85 @@
+import Autograd
+import Foundation
+
+/// Names and shapes that do not fit when loading parameters into a module. Nothing is changed when it is thrown.
+public struct StateDictError: Error, CustomStringConvertible {
+    public var source: String
+    public var missing: [String] = []
+    public var unexpected: [String] = []
+    /// name: expected shape vs given shape
+    public var mismatched: [(name: String, expected: [Int], given: [Int])] = []
+    public var other: String? = nil
+
+    public init(source: String, missing: [String] = [], unexpected: [String] = [],
+                mismatched: [(name: String, expected: [Int], given: [Int])] = [], other: String? = nil) {
+        self.source = source
+        self.missing = missing
+        self.unexpected = unexpected
+        self.mismatched = mismatched
+        self.other = other
+    }
+
+    public var description: String {
+        var parts = ["\(source): the parameters do not fit the model"]
+        if !missing.isEmpty { parts.append("missing: \(missing.joined(separator: ", "))") }
+        if !unexpected.isEmpty { parts.append("unexpected: \(unexpected.joined(separator: ", "))") }
+        for m in mismatched { parts.append("shape mismatch for \(m.name): model has \(m.expected), file has \(m.given)") }
+        if let other { parts.append(other) }
+        return parts.joined(separator: "\n  ")
+    }
+}
+
+extension Module {
+    /// The parameters by dotted name, as `state_dict` would give them.
+    public func stateDict() -> [String: Tensor<Float>] {
+        var result: [String: Tensor<Float>] = [:]
+        for (name, parameter) in namedParameters { result[name] = parameter.value.detached() }
+        for (name, buffer) in namedBuffers { result[name] = buffer.value }
+        return result
+    }
+
+    /// Loads parameters by name. All names and shapes are checked first; on any misfit nothing is changed and a
+    /// `StateDictError` lists the missing, unexpected and mismatched names.
+    /// - Parameter prefix: only entries starting with it are considered, with it removed (e.g. "param.").
+    public func load(stateDict: [String: Tensor<Float>], source: String = "state dict") throws {
+        var error = StateDictError(source: source)
+        let parameters = namedParameters, buffers = namedBuffers
+        let expected = parameters.map { ($0.name, $0.parameter.shape) } + buffers.map { ($0.name, $0.buffer.value.shape) }
+        for (name, shape) in expected {
+            guard let given = stateDict[name] else { error.missing.append(name); continue }
+            if given.shape != shape { error.mismatched.append((name, shape, given.shape)) }
+        }
+        let known = Set(expected.map(\.0))
+        error.unexpected = stateDict.keys.filter { !known.contains($0) }.sorted()
+        guard error.missing.isEmpty, error.unexpected.isEmpty, error.mismatched.isEmpty else { throw error }
+        for (name, parameter) in parameters { parameter.assign(stateDict[name]!.scalars) }
+        for (name, buffer) in buffers { buffer.value = stateDict[name]!.detached() }
+        for (_, module) in namedModules { module.modeDidChange() }
+    }
+
+    /// Saves the parameters as a safetensors file (atomically), with optional metadata.
+    public func save(to url: URL, metadata: [String: String] = [:]) throws {
+        var file = SafetensorsFile(metadata: metadata)
+        for (name, tensor) in stateDict() {
+            file.entries[name] = SafetensorsEntry(shape: tensor.shape, values: .f32(tensor.scalars))
+        }
+        try file.write(to: url)
+    }
+
+    /// Loads the parameters from a safetensors file saved by `save` or by PyTorch's `safetensors.torch.save_file`.
+    /// Entries named with `prefix` (e.g. "param.") are taken with the prefix removed; others are ignored when a
+    /// prefix is given.
+    public func load(from url: URL, prefix: String = "") throws {
+        let file = try SafetensorsFile(contentsOf: url)
+        try load(stateDict: Self.tensors(in: file, prefix: prefix), source: url.lastPathComponent)
+    }
+
+    /// The F32/F64 tensors of a safetensors file whose names start with `prefix`, with it removed.
+    public static func tensors(in file: SafetensorsFile, prefix: String = "") -> [String: Tensor<Float>] {
+        var result: [String: Tensor<Float>] = [:]
+        for (name, entry) in file.entries where name.hasPrefix(prefix) && entry.dtype != .i64 {
+            result[String(name.dropFirst(prefix.count))] = Tensor(shape: entry.shape, scalars: entry.floats)
+        }
+        return result
+    }
+}

@@ -1,0 +1,101 @@
+import XCTest
+@testable import Autograd
+
+final class PoolingTests: XCTestCase {
+    // MARK: Reference cases
+
+    func testMaxPool2dReference() throws {
+        let c = try loadReferenceCase("maxpool2d_0")
+        let k = try c.intArgument("kernel", count: 2), s = try c.intArgument("stride", count: 2)
+        let p = try c.intArgument("padding", count: 2)
+        let x = try c.tensor("input").tensor.requiringGradient()
+        let y = x.maxPool2d(kernel: (k[0], k[1]), stride: (s[0], s[1]), padding: (p[0], p[1]))
+        assertMatches(y, try c.tensor("output"), tolerance: 1e-5, "maxpool2d_0 output")
+        y.backward(seed: try c.tensor("grad.output").tensor)
+        assertMatches(x.grad, try c.tensor("grad.input"), tolerance: 1e-4, "maxpool2d_0 grad.input")
+    }
+
+    private func checkReference3d(_ name: String) throws {
+        let c = try loadReferenceCase(name)
+        let k = try c.intArgument("kernel", count: 3), s = try c.intArgument("stride", count: 3)
+        let p = try c.intArgument("padding", count: 3)
+        let x = try c.tensor("input").tensor.requiringGradient()
+        let y = x.maxPool3d(kernel: (k[0], k[1], k[2]), stride: (s[0], s[1], s[2]), padding: (p[0], p[1], p[2]))
+        assertMatches(y, try c.tensor("output"), tolerance: 1e-5, "\(name) output")
+        y.backward(seed: try c.tensor("grad.output").tensor)
+        assertMatches(x.grad, try c.tensor("grad.input"), tolerance: 1e-4, "\(name) grad.input")
+    }
+
+    func testMaxPool3dReference0() throws { try checkReference3d("maxpool3d_0") }
+    func testMaxPool3dReference1() throws { try checkReference3d("maxpool3d_1") }
+
+    // MARK: Forward against a direct loop
+
+    /// Direct 3-D max pooling of one (D, H, W) volume per plane, windows clipped to the input.
+    private func directPool(_ x: [Double], planes: Int, size: [Int], kernel: [Int], stride: [Int],
+                            padding: [Int]) -> [Double] {
+        var out = [Int]()
+        for a in 0..<3 {
+            let span: Int = size[a] + 2 * padding[a] - kernel[a]
+            out.append(span / stride[a] + 1)
+        }
+        var result = [Double]()
+        for p in 0..<planes { for od in 0..<out[0] { for oh in 0..<out[1] { for ow in 0..<out[2] {
+            var best = -Double.infinity
+            for d in 0..<kernel[0] { for h in 0..<kernel[1] { for w in 0..<kernel[2] {
+                let (id, ih, iw) = (od * stride[0] - padding[0] + d, oh * stride[1] - padding[1] + h,
+                                    ow * stride[2] - padding[2] + w)
+                if id >= 0 && id < size[0] && ih >= 0 && ih < size[1] && iw >= 0 && iw < size[2] {
+                    best = max(best, x[((p * size[0] + id) * size[1] + ih) * size[2] + iw])
+                }
+            } } }
+            result.append(best)
+        } } } }
+        return result
+    }
+
+    func testMaxPoolForwardMatchesDirectLoop() {
+        var g = SeededRandom(seed: 20)
+        let x2 = randomTensor([2, 3, 7, 6], &g)
+        let y2 = x2.maxPool2d(kernel: (3, 2), stride: (2, 1), padding: (1, 1))
+        XCTAssertEqual(y2.shape, [2, 3, 4, 7])
+        XCTAssertEqual(y2.scalars, directPool(x2.scalars, planes: 6, size: [1, 7, 6], kernel: [1, 3, 2],
+                                              stride: [1, 2, 1], padding: [0, 1, 1]))
+        let x3 = randomTensor([1, 2, 5, 4, 6], &g)
+        let y3 = x3.maxPool3d(kernel: (2, 3, 2), padding: (1, 1, 0))
+        XCTAssertEqual(y3.shape, [1, 2, 3, 2, 3])
+        XCTAssertEqual(y3.scalars, directPool(x3.scalars, planes: 2, size: [5, 4, 6], kernel: [2, 3, 2],
+                                              stride: [2, 3, 2], padding: [1, 1, 0]))
+    }
+
+    func testMaxPoolTiesGoToFirstAndNaNPropagates() {
+        // One 2x2 window of equal values: the whole gradient goes to the first in scan order.
+        let x = Tensor<Double>(repeating: 1, shape: [1, 1, 2, 2]).requiringGradient()
+        x.maxPool2d(kernel: (2, 2)).sum().backward()
+        XCTAssertEqual(x.grad?.scalars, [1, 0, 0, 0])
+
+        let withNaN = Tensor<Double>(shape: [1, 1, 1, 4], scalars: [1, .nan, 5, 2])
+        let y = withNaN.maxPool2d(kernel: (1, 2))
+        XCTAssertTrue(y.scalars[0].isNaN)
+        XCTAssertEqual(y.scalars[1], 5)
+    }
+
+    // MARK: Finite differences (random normal values: no ties)
+
+    func testMaxPool2dGradients() {
+        var g = SeededRandom(seed: 21)
+        checkGradients([randomTensor([2, 2, 7, 6], &g)], "maxPool2d overlapping, padded") {
+            $0[0].maxPool2d(kernel: (3, 2), stride: (2, 1), padding: (1, 1))
+        }
+        checkGradients([randomTensor([1, 3, 6, 6], &g)], "maxPool2d default stride") {
+            $0[0].maxPool2d(kernel: (2, 3))
+        }
+    }
+
+    func testMaxPool3dGradients() {
+        var g = SeededRandom(seed: 22)
+        checkGradients([randomTensor([1, 2, 4, 5, 5], &g)], "maxPool3d") {
+            $0[0].maxPool3d(kernel: (2, 3, 3), stride: (1, 2, 2), padding: (1, 1, 1))
+        }
+    }
+}
