@@ -7,5 +7,5 @@ cd "$ROOT"
 if ! bash scripts/setup.sh; then
     echo "[test] warning: setup did not complete; tests that need the missing data will be skipped" >&2
 fi
-swift build --build-tests
-swift test --skip-build "$@"
+swift build -c release --build-tests -Xswiftc -enable-testing
+swift test -c release -Xswiftc -enable-testing --skip-build "$@"
