@@ -45,7 +45,9 @@ struct TapeEntry {
 
 /// The record of ops run since the last backward, on this thread.
 ///
-/// Ops append in execution order; `Tensor.backward` walks it in reverse (no recursion) and then releases it.
+/// Ops append in execution order; `Tensor.backward` walks it in reverse (no recursion) and then releases it. An op is
+/// always appended after the ops that produced its inputs, so the reverse walk reaches a node only after every consumer
+/// has added its share: the node's gradient is complete when its own vjp runs.
 public final class Tape {
     var entries: [TapeEntry] = []
     /// While false (inside `withoutGradients` or during backward) nothing is recorded.
@@ -118,6 +120,10 @@ extension Tensor {
         let seed = seed ?? Tensor(repeating: 1, shape: shape)
         precondition(seed.shape == shape, "backward: seed shape \(seed.shape) differs from tensor shape \(shape)")
         let tape = Tape.current
+        // A result's op is on the tape until a backward pass or reset consumes it; without it nothing would flow.
+        precondition(node.isLeaf || tape.entries.lastIndex(where: { $0.output === node }) != nil,
+                     "backward: the graph of the tensor of shape \(shape) was already consumed by a backward pass "
+                     + "or Tape.reset(), or was recorded on another thread; recompute it")
         let previous = tape.isRecording
         tape.isRecording = false
         defer { tape.isRecording = previous }
@@ -125,5 +131,14 @@ extension Tensor {
         let entries = tape.entries
         tape.entries.removeAll()
         for entry in entries.reversed() { entry.backward() }
+    }
+}
+
+extension Tensor {
+    /// `self` as the result of an op that leaves it unchanged (an identity reshape, permutation, flip, slice, ...):
+    /// the same variable while recording; an untracked copy inside `withoutGradients`, where no result requires a
+    /// gradient.
+    var unchangedResult: Tensor {
+        node == nil || Tape.current.isRecording ? self : detached()
     }
 }

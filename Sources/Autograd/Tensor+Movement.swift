@@ -27,7 +27,7 @@ extension Tensor {
         }
         precondition(target.allSatisfy { $0 >= 0 } && target.reduce(1, *) == count,
                      "reshape: cannot reshape \(shape) to \(newShape)")
-        if target == shape { return self }
+        if target == shape { return unchangedResult }
         let inputShape = shape
         return Tensor.record(Tensor(shape: target, scalars: scalars), inputs: [self]) { g in
             [g.reshaped(inputShape)]
@@ -54,7 +54,7 @@ extension Tensor {
     public func permuted(_ order: [Int]) -> Tensor {
         precondition(order.count == rank && Set(order) == Set(0..<rank),
                      "permute: \(order) is not a permutation of the axes of \(shape)")
-        if order == Array(0..<rank) { return self }
+        if order == Array(0..<rank) { return unchangedResult }
         let strides = ShapeMath.strides(shape)
         let result = gathering(shape: order.map { shape[$0] }, offset: 0, strides: order.map { strides[$0] })
         var inverse = [Int](repeating: 0, count: rank)
@@ -74,7 +74,7 @@ extension Tensor {
     /// Broadcasts to `target` (NumPy rules: size-1 or missing leading axes are repeated). Gradient: sum back.
     public func expanded(to target: [Int]) -> Tensor {
         precondition(ShapeMath.broadcast(shape, target) == target, "expand: cannot expand \(shape) to \(target)")
-        if target == shape { return self }
+        if target == shape { return unchangedResult }
         let result = gathering(shape: target, offset: 0, strides: ShapeMath.broadcastStrides(shape, to: target))
         return Tensor.record(result, inputs: [self]) { g in [g] }  // accumulate() sums the broadcast back
     }
@@ -84,7 +84,7 @@ extension Tensor {
     /// Reverses the order along each of `axes`.
     public func flipped(_ axes: [Int]) -> Tensor {
         let normalized = Set(axes.map { ShapeMath.axis($0, rank: rank, op: "flip") })
-        if normalized.isEmpty { return self }
+        if normalized.isEmpty { return unchangedResult }
         var strides = ShapeMath.strides(shape)
         var offset = 0
         for axis in normalized where shape[axis] > 0 {
@@ -104,7 +104,7 @@ extension Tensor {
         case 1: return flipped([a1]).transposed(a0, a1)
         case 2: return flipped([a0, a1])
         case 3: return transposed(a0, a1).flipped([a1])
-        default: return self
+        default: return unchangedResult
         }
     }
 
@@ -118,7 +118,7 @@ extension Tensor {
         let strides = ShapeMath.strides(shape)
         let offset = zip(lower, strides).reduce(0) { $0 + $1.0 * $1.1 }
         let outShape = zip(lower, upper).map { $1 - $0 }
-        if outShape == shape { return self }
+        if outShape == shape { return unchangedResult }
         let inputShape = shape
         let result = gathering(shape: outShape, offset: offset, strides: strides)
         return Tensor.record(result, inputs: [self]) { g in
@@ -140,7 +140,7 @@ extension Tensor {
         precondition(before.count == rank && after.count == rank && (before + after).allSatisfy { $0 >= 0 },
                      "pad: widths \(before), \(after) do not fit shape \(shape)")
         let outShape = (0..<rank).map { shape[$0] + before[$0] + after[$0] }
-        if outShape == shape { return self }
+        if outShape == shape { return unchangedResult }
         let outStrides = ShapeMath.strides(outShape)
         let offset = zip(before, outStrides).reduce(0) { $0 + $1.0 * $1.1 }
         var result = Tensor(repeating: value, shape: outShape)
@@ -194,6 +194,9 @@ extension Tensor {
     /// Stacks equally shaped tensors along a new axis.
     public static func stacked(_ tensors: [Tensor], axis: Int = 0) -> Tensor {
         precondition(!tensors.isEmpty, "stack: no tensors")
+        for t in tensors {
+            precondition(t.shape == tensors[0].shape, "stack: shapes \(tensors[0].shape) and \(t.shape) differ")
+        }
         let a = ShapeMath.axis(axis, rank: tensors[0].rank + 1, op: "stack")
         return concatenated(tensors.map { $0.unsqueezed(a) }, axis: a)
     }

@@ -54,7 +54,7 @@ extension Tensor {
 
     /// Sums a tensor of a broadcast shape back to `target` (the inverse of broadcasting `target` to `shape`).
     public func sum(toShape target: [Int]) -> Tensor {
-        if shape == target { return self }
+        if shape == target { return unchangedResult }
         precondition(ShapeMath.broadcast(target, shape) == shape,
                      "sum(toShape:): \(target) does not broadcast to \(shape)")
         let lead = rank - target.count
