@@ -33,6 +33,6 @@ let package = Package(
         // Tests.
         .testTarget(name: "AutogradTests", dependencies: ["Autograd"], path: "Tests/AutogradTests"),
         .testTarget(name: "NNTests", dependencies: ["Autograd", "NN", "Models", "Train", "ReferenceCases"], path: "Tests/NNTests"),
-        .testTarget(name: "TrainTests", dependencies: ["Autograd", "NN", "Train"], path: "Tests/TrainTests"),
+        .testTarget(name: "TrainTests", dependencies: ["Autograd", "NN", "Models", "Train"], path: "Tests/TrainTests"),
     ]
 )

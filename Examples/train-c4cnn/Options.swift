@@ -63,10 +63,11 @@ struct Options {
             }
             return v
         }
-        func integer(_ flag: String, minimum: Int = 1) throws -> Int {
+        func integer(_ flag: String, minimum: Int = 1, maximum: Int = Int.max) throws -> Int {
             let text = try value(flag)
-            guard let v = Int(text), v >= minimum else {
-                throw UsageError(description: "\(flag): '\(text)' is not a whole number >= \(minimum)")
+            guard let v = Int(text), v >= minimum, v <= maximum else {
+                throw UsageError(description: "\(flag): '\(text)' is not a whole number "
+                                 + (maximum == Int.max ? ">= \(minimum)" : "from \(minimum) to \(maximum)"))
             }
             return v
         }
@@ -98,13 +99,13 @@ struct Options {
                 guard ["original", "strong"].contains(options.preset) else {
                     throw UsageError(description: "--preset: unknown preset '\(options.preset)' (original, strong)")
                 }
-            case "--epochs": options.configuration.epochs = try integer(flag)
-            case "--batch-size": options.configuration.batchSize = try integer(flag)
+            case "--epochs": options.configuration.epochs = try integer(flag, maximum: 1_000_000)
+            case "--batch-size": options.configuration.batchSize = try integer(flag, maximum: 1_000_000)
             case "--lr": options.configuration.learningRate = try real(flag)
             case "--weight-decay": options.configuration.weightDecay = try real(flag)
             case "--shuffle": options.configuration.shuffle = true
             case "--seed": options.configuration.seed = UInt64(try integer(flag, minimum: 0))
-            case "--threads": options.threads = try integer(flag)
+            case "--threads": options.threads = try integer(flag, maximum: 4096)
             case "--init": options.initFile = try value(flag)
             case "--checkpoint-dir": options.checkpointDirectory = try value(flag)
             case "--resume": options.resume = true

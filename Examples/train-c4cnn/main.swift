@@ -22,12 +22,21 @@ func makeModel(_ name: String, preset: String, seed: UInt64) -> Module {
     return preset == "strong" ? kind.makeStrong(seed: seed) : kind.make(seed: seed)
 }
 
-/// Loads parameters from a state dict (ours or PyTorch's), a checkpoint (`model.` names) or an exported plain model.
-func loadWeights(_ path: String, into model: Module) throws {
-    let url = URL(fileURLWithPath: path)
-    let file = try SafetensorsFile(contentsOf: url)
-    let prefix = file.entries.keys.contains { $0.hasPrefix("model.") } ? "model." : ""
-    try model.load(stateDict: Module.tensors(in: file, prefix: prefix), source: url.lastPathComponent)
+/// Loads parameters from a state dict (ours or PyTorch's), a checkpoint (`model.` names) or an exported plain model;
+/// a malformed or misfitting file is refused with a `DataError` and the model is left unchanged.
+func loadWeights(_ path: String, into model: Module, modelName: String) throws {
+    try ParameterFile.load(URL(fileURLWithPath: path), into: model, modelName: modelName)
+}
+
+/// The one-line (or, for lists of tensors, few-line) message of an error: `<file>: <place>: <fault>` for a faulty
+/// file.
+func message(_ error: Error) -> String {
+    switch error {
+    case let error as DataError: return error.description
+    case let error as SafetensorsError: return DataError(error).description
+    case is UsageError, is TrainingError, is StateDictError, is ShapeError: return "\(error)"
+    default: return error.localizedDescription
+    }
 }
 
 // MARK: - One run
@@ -43,7 +52,7 @@ func train(modelName: String, options: Options, data: (train: ImageDataset, test
            directory: URL) throws -> RunResult {
     let model = makeModel(modelName, preset: options.preset, seed: options.configuration.seed)
     if let initFile = options.initFile {
-        try loadWeights(initFile, into: model)
+        try loadWeights(initFile, into: model, modelName: modelName)
         print("initial parameters from \(initFile)")
     }
     let trainer = Trainer(model: model, modelName: modelName, configuration: options.configuration,
@@ -72,7 +81,11 @@ func train(modelName: String, options: Options, data: (train: ImageDataset, test
     try trainer.run()
     let seconds = Date().timeIntervalSince(start)
     let weights = directory.appendingPathComponent("\(modelName).safetensors")
-    try model.save(to: weights, metadata: ["model": modelName])
+    do {
+        try model.save(to: weights, metadata: ["model": modelName])
+    } catch let error as SafetensorsError {
+        throw DataError(error)
+    }
     if let last = trainer.history.last {
         print(String(format: "done: %@ test accuracy %.2f%% after %d epochs, %@ of training; weights in %@, "
                      + "curves in %@", modelName, 100 * last.testAccuracy, last.epoch,
@@ -105,7 +118,7 @@ do {
     if options.evalOnly {
         let model = makeModel(options.model, preset: options.preset, seed: 0)
         let data = try DataCatalog(directory: dataDirectory).load(options.dataset) { print($0) }
-        try loadWeights(options.weights!, into: model)
+        try loadWeights(options.weights!, into: model, modelName: options.model)
         let trainer = Trainer(model: model, modelName: options.model, configuration: options.configuration,
                               train: data.train, test: data.test, progress: .silent)
         let start = Date()
@@ -144,5 +157,5 @@ do {
 } catch let error as UsageError {
     fail("\(error)\nRun with --help for the options.", status: 2)
 } catch {
-    fail("\(error)")
+    fail(message(error))
 }

@@ -19,13 +19,18 @@ public struct StateDictError: Error, CustomStringConvertible {
         self.other = other
     }
 
-    public var description: String {
-        var parts = ["\(source): the parameters do not fit the model"]
+    /// One line per kind of misfit: the missing names, the unexpected names, each shape mismatch, then `other`.
+    public var listing: [String] {
+        var parts: [String] = []
         if !missing.isEmpty { parts.append("missing: \(missing.joined(separator: ", "))") }
         if !unexpected.isEmpty { parts.append("unexpected: \(unexpected.joined(separator: ", "))") }
         for m in mismatched { parts.append("shape mismatch for \(m.name): model has \(m.expected), file has \(m.given)") }
         if let other { parts.append(other) }
-        return parts.joined(separator: "\n  ")
+        return parts
+    }
+
+    public var description: String {
+        (["\(source): the parameters do not fit the model"] + listing).joined(separator: "\n  ")
     }
 }
 
@@ -42,19 +47,26 @@ extension Module {
     /// `StateDictError` lists the missing, unexpected and mismatched names.
     /// - Parameter prefix: only entries starting with it are considered, with it removed (e.g. "param.").
     public func load(stateDict: [String: Tensor<Float>], source: String = "state dict") throws {
-        var error = StateDictError(source: source)
+        if let error = misfit(of: stateDict, source: source) { throw error }
         let parameters = namedParameters, buffers = namedBuffers
-        let expected = parameters.map { ($0.name, $0.parameter.shape) } + buffers.map { ($0.name, $0.buffer.value.shape) }
+        for (name, parameter) in parameters { parameter.assign(stateDict[name]!.scalars) }
+        for (name, buffer) in buffers { buffer.value = stateDict[name]!.detached() }
+        for (_, module) in namedModules { module.modeDidChange() }
+    }
+
+    /// What keeps `stateDict` from loading into this module: every missing, unexpected and wrongly shaped name (in
+    /// the module's order, unexpected names sorted), or nil when it fits exactly. Changes nothing.
+    public func misfit(of stateDict: [String: Tensor<Float>], source: String = "state dict") -> StateDictError? {
+        var error = StateDictError(source: source)
+        let expected = namedParameters.map { ($0.name, $0.parameter.shape) }
+            + namedBuffers.map { ($0.name, $0.buffer.value.shape) }
         for (name, shape) in expected {
             guard let given = stateDict[name] else { error.missing.append(name); continue }
             if given.shape != shape { error.mismatched.append((name, shape, given.shape)) }
         }
         let known = Set(expected.map(\.0))
         error.unexpected = stateDict.keys.filter { !known.contains($0) }.sorted()
-        guard error.missing.isEmpty, error.unexpected.isEmpty, error.mismatched.isEmpty else { throw error }
-        for (name, parameter) in parameters { parameter.assign(stateDict[name]!.scalars) }
-        for (name, buffer) in buffers { buffer.value = stateDict[name]!.detached() }
-        for (_, module) in namedModules { module.modeDidChange() }
+        return error.missing.isEmpty && error.unexpected.isEmpty && error.mismatched.isEmpty ? nil : error
     }
 
     /// Saves the parameters as a safetensors file (atomically), with optional metadata.

@@ -12,7 +12,10 @@ public final class MaxPool2d: Module {
 
     override public func forward(_ input: Tensor<Float>) throws -> Tensor<Float> {
         guard input.rank == 4, input.shape[2] + 2 * padding >= kernelSize, input.shape[3] + 2 * padding >= kernelSize
-        else { throw ShapeError(layer: "MaxPool2d", expected: "(N, C, H, W)", given: input.shape) }
+        else {
+            throw ShapeError(layer: "MaxPool2d", expected: "(N, C, H, W) with H, W >= \(max(kernelSize - 2 * padding, 0))",
+                             given: input.shape)
+        }
         return input.maxPool2d(kernel: (kernelSize, kernelSize), stride: (stride, stride), padding: (padding, padding))
     }
 }
@@ -31,7 +34,12 @@ public final class MaxPool3d: Module {
     override public func forward(_ input: Tensor<Float>) throws -> Tensor<Float> {
         guard input.rank == 5, input.shape[2] + 2 * padding.0 >= kernelSize.0,
               input.shape[3] + 2 * padding.1 >= kernelSize.1, input.shape[4] + 2 * padding.2 >= kernelSize.2
-        else { throw ShapeError(layer: "MaxPool3d", expected: "(N, C, D, H, W)", given: input.shape) }
+        else {
+            let minimum = [kernelSize.0 - 2 * padding.0, kernelSize.1 - 2 * padding.1, kernelSize.2 - 2 * padding.2]
+                .map { max($0, 0) }
+            throw ShapeError(layer: "MaxPool3d", expected: "(N, C, D, H, W) with D >= \(minimum[0]), H >= \(minimum[1]), "
+                             + "W >= \(minimum[2])", given: input.shape)
+        }
         return input.maxPool3d(kernel: kernelSize, stride: stride, padding: padding)
     }
 }

@@ -12,59 +12,94 @@ public enum AMAT {
         let bytes = try DataFiles.readBytes(url, extra: 1)
         let size = bytes.count - 1
         let pixels = side * side
+        // The shortest possible data row: `pixels + 1` one-character fields and the spaces between them.
+        let shortestRow = 2 * pixels + 1
 
-        // Line boundaries: line i spans lineStart[i] ..< lineStart[i + 1] - 1 (without its newline).
-        var lineStart = [0]
+        // The non-blank lines, each as (first byte, end of line without its newline, 0-based line number). A
+        // non-blank line shorter than `shortestRow` cannot hold a row: lines are taken only up to the first such
+        // line, which keeps the image storage within about twice the file size whatever the file holds.
+        var rows: [(start: Int, end: Int, line: Int)] = []
+        var shortLine: (start: Int, end: Int, line: Int)? = nil
         bytes.withUnsafeBufferPointer { buf in
             let base = buf.baseAddress!
             var p = 0
+            var line = 0
             while p < size {
-                guard let hit = memchr(base + p, 0x0A, size - p) else { break }
-                p = base.distance(to: hit.assumingMemoryBound(to: UInt8.self)) + 1
-                lineStart.append(p)
+                let end: Int
+                if let hit = memchr(base + p, 0x0A, size - p) {
+                    end = base.distance(to: hit.assumingMemoryBound(to: UInt8.self))
+                } else {
+                    end = size
+                }
+                var q = p
+                while q < end && isSpace(base[q]) { q += 1 }
+                if q < end {
+                    if end - q < shortestRow {
+                        shortLine = (p, end, line)
+                        return
+                    }
+                    rows.append((p, end, line))
+                }
+                p = end + 1
+                line += 1
             }
         }
-        if lineStart.last! < size { lineStart.append(size + 1) }
-        let lineCount = lineStart.count - 1
-        if lineCount == 0 { throw DataError(url, nil, "no data rows (empty file)") }
+        if rows.isEmpty && shortLine == nil {
+            throw size == 0 ? DataError(url, "byte 0", "empty file (no data rows)")
+                : DataError(url, "end of file", "no data rows (only blank lines)")
+        }
 
-        var images = [Float](repeating: 0, count: lineCount * pixels)
-        var labels = [Int](repeating: -1, count: lineCount)  // -1 marks a blank line
-        let chunkCount = min(lineCount, 64)
+        let rowCount = rows.count
+        var images = [Float](repeating: 0, count: rowCount * pixels)
+        var labels = [Int](repeating: 0, count: rowCount)
+        let chunkCount = min(rowCount, 64)
         var errors = [DataError?](repeating: nil, count: chunkCount)
 
-        bytes.withUnsafeBufferPointer { src in
-            images.withUnsafeMutableBufferPointer { img in
-                labels.withUnsafeMutableBufferPointer { lab in
-                    errors.withUnsafeMutableBufferPointer { err in
-                        let job = LineParser(text: src.baseAddress!, lineStart: lineStart, pixels: pixels,
-                                             images: img.baseAddress!, labels: lab.baseAddress!,
-                                             errors: err.baseAddress!, file: url.path)
-                        DispatchQueue.concurrentPerform(iterations: chunkCount) { chunk in
-                            let lo = lineCount * chunk / chunkCount
-                            let hi = lineCount * (chunk + 1) / chunkCount
-                            job.parse(lines: lo..<hi, chunk: chunk)
+        if rowCount > 0 {
+            bytes.withUnsafeBufferPointer { src in
+                images.withUnsafeMutableBufferPointer { img in
+                    labels.withUnsafeMutableBufferPointer { lab in
+                        errors.withUnsafeMutableBufferPointer { err in
+                            let job = LineParser(text: src.baseAddress!, rows: rows, pixels: pixels,
+                                                 images: img.baseAddress!, labels: lab.baseAddress!,
+                                                 errors: err.baseAddress!, file: url.path)
+                            DispatchQueue.concurrentPerform(iterations: chunkCount) { chunk in
+                                let lo = rowCount * chunk / chunkCount
+                                let hi = rowCount * (chunk + 1) / chunkCount
+                                job.parse(rows: lo..<hi, chunk: chunk)
+                            }
                         }
                     }
                 }
             }
         }
-        // Chunks cover the lines in order and each stops at its first fault: the first fault found is the earliest.
+        // Chunks cover the rows in order and each stops at its first fault: the first fault found is the earliest.
         if let first = errors.lazy.compactMap({ $0 }).first { throw first }
 
-        // Drop blank lines.
-        let rows = labels.indices.filter { labels[$0] >= 0 }
-        if rows.isEmpty { throw DataError(url, nil, "no data rows (only blank lines)") }
-        if rows.count < lineCount {
-            images.withUnsafeMutableBufferPointer { img in
-                for (to, from) in rows.enumerated() where to != from {
-                    for k in 0..<pixels { img[to * pixels + k] = img[from * pixels + k] }
+        // A line too short for a row comes after every row read: its own fault is the earliest.
+        if let shortLine {
+            var row = [Float](repeating: 0, count: pixels)
+            var label = 0
+            var error: DataError? = nil
+            bytes.withUnsafeBufferPointer { src in
+                row.withUnsafeMutableBufferPointer { img in
+                    withUnsafeMutablePointer(to: &label) { lab in
+                        withUnsafeMutablePointer(to: &error) { err in
+                            let job = LineParser(text: src.baseAddress!, rows: [shortLine], pixels: pixels,
+                                                 images: img.baseAddress!, labels: lab, errors: err, file: url.path)
+                            job.parse(rows: 0..<1, chunk: 0)
+                        }
+                    }
                 }
             }
-            images.removeLast((lineCount - rows.count) * pixels)
-            labels = rows.map { labels[$0] }
+            throw error ?? DataError(url, "line \(shortLine.line + 1)",
+                                     "line too short for \(pixels) pixels and a label")
         }
         return ImageDataset(images: images, labels: labels, height: side, width: side)
+    }
+
+    @inline(__always) fileprivate static func isSpace(_ c: UInt8) -> Bool {
+        c == 0x20 || c == 0x09 || c == 0x0D || c == 0x0B || c == 0x0C
     }
 
     /// Writes `data` in the .amat format read by `read(_:side:)` (square images only), atomically:
@@ -130,24 +165,22 @@ public enum AMAT {
 private struct PixelSource: @unchecked Sendable { let base: UnsafePointer<Float> }
 private struct PieceTarget: @unchecked Sendable { let base: UnsafeMutablePointer<[UInt8]> }
 
-/// Parses a range of .amat lines into preallocated image and label storage.
+/// Parses .amat rows into preallocated image and label storage.
 private struct LineParser: @unchecked Sendable {
     let text: UnsafePointer<UInt8>
-    let lineStart: [Int]
+    /// The rows: byte range of each non-blank line and its 0-based line number.
+    let rows: [(start: Int, end: Int, line: Int)]
     let pixels: Int
     let images: UnsafeMutablePointer<Float>
     let labels: UnsafeMutablePointer<Int>
     let errors: UnsafeMutablePointer<DataError?>
     let file: String
 
-    @inline(__always) private func isSpace(_ c: UInt8) -> Bool {
-        c == 0x20 || c == 0x09 || c == 0x0D || c == 0x0B || c == 0x0C
-    }
+    @inline(__always) private func isSpace(_ c: UInt8) -> Bool { AMAT.isSpace(c) }
 
+    /// The token `start ..< end` for an error message.
     private func token(_ start: Int, _ end: Int) -> String {
-        let shown = min(end - start, 40)
-        let s = String(decoding: UnsafeBufferPointer(start: text + start, count: shown), as: UTF8.self)
-        return shown < end - start ? s + "..." : s
+        DataFiles.shown(UnsafeBufferPointer(start: text + start, count: end - start))
     }
 
     /// The number spelled by the token `start ..< end`, parsed by the C library function `parser`
@@ -163,21 +196,24 @@ private struct LineParser: @unchecked Sendable {
         return value
     }
 
-    func parse(lines: Range<Int>, chunk: Int) {
-        for line in lines {
-            if let fault = parse(line: line) {
-                errors[chunk] = DataError(file: file, place: "line \(line + 1)", fault: fault)
+    func parse(rows range: Range<Int>, chunk: Int) {
+        for index in range {
+            if let fault = parse(row: index) {
+                errors[chunk] = DataError(file: file, place: "line \(rows[index].line + 1)", fault: fault)
                 return
             }
         }
     }
 
-    /// Parses one line into row `line`; returns a fault description or nil.
-    private func parse(line: Int) -> String? {
-        let end = lineStart[line + 1] - 1
-        var p = lineStart[line]
+    /// Parses one row into slot `index`; returns a fault description or nil.
+    private func parse(row index: Int) -> String? {
+        let (start, end, _) = rows[index]
+        var p = start
         var column = 0
-        let row = images + line * pixels
+        let row = images + index * pixels
+        // A bad label is reported only once the column count is known to be right: with a field too many or too
+        // few, the field in the label's place is not the label.
+        var labelFault: String? = nil
         while true {
             while p < end && isSpace(text[p]) { p += 1 }
             if p >= end { break }
@@ -194,21 +230,21 @@ private struct LineParser: @unchecked Sendable {
                     row[column] = value
                 }
             } else if column == pixels {
-                guard let value = number(t, p, strtod) else {
-                    return "label (field \(column + 1)) is not a number: '\(token(t, p))'"
+                if let value = number(t, p, strtod) {
+                    if value.isFinite, value == value.rounded(), value >= 0, value <= 9 {
+                        labels[index] = Int(value)
+                    } else {
+                        labelFault = "label \(token(t, p)) (field \(column + 1)) is not a class 0...9"
+                    }
+                } else {
+                    labelFault = "label (field \(column + 1)) is not a number: '\(token(t, p))'"
                 }
-                guard value.isFinite, value == value.rounded(), value >= 0, value <= 9 else {
-                    return "label \(token(t, p)) (field \(column + 1)) is not a class 0...9"
-                }
-                labels[line] = Int(value)
             }
             column += 1
         }
-        if column == 0 { return nil }  // blank line
         if column != pixels + 1 {
-            labels[line] = -1
             return "expected \(pixels + 1) values (\(pixels) pixels and a label), found \(column)"
         }
-        return nil
+        return labelFault
     }
 }

@@ -94,7 +94,14 @@ public struct DataCatalog {
             let trainURL = dir.appendingPathComponent(Self.trainFileName)
             let testURL = dir.appendingPathComponent(Self.testFileName)
             if DataFiles.exists(trainURL) && DataFiles.exists(testURL) {
-                return try readPair(dir, name: name, progress: progress)
+                do {
+                    return try readPair(dir, name: name, progress: progress)
+                } catch let error as DataError {
+                    // A damaged cache: say how to get a good one.
+                    throw DataError(file: error.file, place: error.place,
+                                    fault: error.fault + " (a cached file built by this program: delete it and it is "
+                                        + "built again)")
+                }
             }
             let start = Date()
             let built = try build(name, progress: progress)

@@ -8,14 +8,15 @@ public enum IDX {
     public static func read(images: URL, labels: URL) throws -> ImageDataset {
         let (imageBytes, imagesZipped) = try load(images)
         let imageDims = try header(imageBytes, url: images, zipped: imagesZipped, expectedDims: 3)
-        let outLabels = try readLabels(labels)
+        let (outLabels, labelsZipped) = try readLabelFile(labels)
 
         let (count, rows, cols) = (imageDims[0], imageDims[1], imageDims[2])
         guard rows > 0, cols > 0 else {
             throw DataError(images, imagesZipped ? "uncompressed byte 8" : "byte 8", "image size \(rows)x\(cols) is empty")
         }
         guard outLabels.count == count else {
-            throw DataError(labels, nil, "holds \(outLabels.count) labels but \(images.path) holds \(count) images")
+            throw DataError(labels, labelsZipped ? "uncompressed byte 4" : "byte 4",
+                            "holds \(outLabels.count) labels but \(images.path) holds \(count) images")
         }
         guard count > 0 else { throw DataError(images, imagesZipped ? "uncompressed byte 4" : "byte 4", "holds no images") }
 
@@ -33,6 +34,11 @@ public enum IDX {
 
     /// Reads an IDX label file (magic 0x00000801) on its own; labels must be 0...9.
     public static func readLabels(_ url: URL) throws -> [Int] {
+        try readLabelFile(url).labels
+    }
+
+    /// The labels of an IDX label file and whether it was gzip-compressed.
+    static func readLabelFile(_ url: URL) throws -> (labels: [Int], zipped: Bool) {
         let (bytes, zipped) = try load(url)
         let dims = try header(bytes, url: url, zipped: zipped, expectedDims: 1)
         var labels = [Int](repeating: 0, count: dims[0])
@@ -44,7 +50,7 @@ public enum IDX {
             }
             labels[i] = l
         }
-        return labels
+        return (labels, zipped)
     }
 
     /// The content of `url`, inflated if gzip-compressed, and whether it was.

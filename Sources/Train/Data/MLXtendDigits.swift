@@ -13,6 +13,18 @@ public enum MLXtendDigits {
         return try bytes.withUnsafeBufferPointer { try parse($0, url: csvGz) }
     }
 
+    /// Whether a first line names the columns: it starts with a letter or a quote and none of its fields is a
+    /// number (so a data row whose first digit is damaged is reported, not skipped).
+    private static func isHeader(_ line: UnsafeBufferPointer<UInt8>) -> Bool {
+        guard let first = line.first,
+              first == 0x22 || (first | 0x20) >= 0x61 && (first | 0x20) <= 0x7A else { return false }
+        for field in line.split(separator: 0x2C, omittingEmptySubsequences: false) {
+            let trimmed = field.drop { $0 == 0x20 }.reversed().drop { $0 == 0x20 }
+            if !trimmed.isEmpty && trimmed.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }) { return false }
+        }
+        return true
+    }
+
     private static func parse(_ text: UnsafeBufferPointer<UInt8>, url csvGz: URL) throws -> ImageDataset {
         let pixels = side * side
         var images = [Float]()
@@ -32,7 +44,7 @@ public enum MLXtendDigits {
             var stop = end
             while stop > p && (text[stop - 1] == 0x0D || text[stop - 1] == 0x20 || text[stop - 1] == 0x09) { stop -= 1 }
             if stop == p { continue }  // blank line
-            if line == 1 && (text[p] == 0x22 || (text[p] | 0x20) >= 0x61 && (text[p] | 0x20) <= 0x7A) {
+            if line == 1 && isHeader(UnsafeBufferPointer(rebasing: text[p..<stop])) {
                 continue  // a header naming the columns
             }
             var field = 0
@@ -53,7 +65,7 @@ public enum MLXtendDigits {
                 if q < stop && text[q] != 0x2C || digits == 0 || digits > 9 {
                     var e = start
                     while e < stop && text[e] != 0x2C { e += 1 }
-                    let shown = String(decoding: UnsafeBufferPointer(rebasing: text[start..<min(e, start + 40)]), as: UTF8.self)
+                    let shown = DataFiles.shown(UnsafeBufferPointer(rebasing: text[start..<e]))
                     throw DataError(csvGz, "line \(line)", "field \(field + 1) is not a non-negative integer: '\(shown)'")
                 }
                 if field < pixels {
@@ -62,9 +74,7 @@ public enum MLXtendDigits {
                     }
                     row[field] = Float(value) / 255
                 } else if field == pixels {
-                    guard value <= 9 else {
-                        throw DataError(csvGz, "line \(line)", "label \(value) (field \(field + 1)) is not a class 0...9")
-                    }
+                    // Reported once the field count is known to be right (see below).
                     label = value
                 }
                 field += 1
@@ -74,10 +84,16 @@ public enum MLXtendDigits {
                 throw DataError(csvGz, "line \(line)",
                                 "expected \(pixels + 1) values (\(pixels) pixels and a label), found \(field)")
             }
+            guard label <= 9 else {
+                throw DataError(csvGz, "line \(line)", "label \(label) (field \(field)) is not a class 0...9")
+            }
             images.append(contentsOf: row)
             labels.append(label)
         }
-        if labels.isEmpty { throw DataError(csvGz, nil, "no data rows") }
+        if labels.isEmpty {
+            throw n == 0 ? DataError(csvGz, "byte 0", "empty file (no data rows)")
+                : DataError(csvGz, "end of file", "no data rows (only blank lines or a header)")
+        }
         return ImageDataset(images: images, labels: labels, height: side, width: side)
     }
 }

@@ -1,5 +1,4 @@
 import Autograd
-import Dispatch
 import Foundation
 
 /// One mini-batch: images (B, 1, H, W) and their labels.
@@ -62,38 +61,42 @@ public struct DataLoader {
 }
 
 /// Iterates an epoch's batches; a producer thread keeps up to `prefetch` batches ready.
+///
+/// The stream may be abandoned before its end (training stopped by an error): releasing it stops the producer
+/// after at most the batch it is building, and the producer thread then exits, releasing every prepared batch.
 public final class BatchStream: Sequence, IteratorProtocol {
-    /// State shared with the producer thread (which must not keep the stream itself alive).
+    /// State shared with the producer thread (which must not keep the stream itself alive). Every field is guarded
+    /// by `lock`, whose condition is broadcast on every change.
     private final class Queue: @unchecked Sendable {
         let lock = NSCondition()
         var ready: [Int: Batch] = [:]
+        /// Batches taken by the consumer so far.
+        var consumed = 0
         var cancelled = false
-        let slots: DispatchSemaphore
-        init(slots: Int) { self.slots = DispatchSemaphore(value: slots) }
     }
 
     private let count: Int
-    private let slots: Int
     private var position = 0
     private let queue: Queue
 
     init(loader: DataLoader, order: [Int]) {
         count = loader.batchCount
-        slots = Swift.max(1, loader.prefetch)
-        let queue = Queue(slots: slots)
+        let slots = Swift.max(1, loader.prefetch)
+        let queue = Queue()
         self.queue = queue
         let count = count
+        guard count > 0 else { return }
         Thread.detachNewThread {
             for index in 0..<count {
-                queue.slots.wait()
                 queue.lock.lock()
+                while !queue.cancelled && index - queue.consumed >= slots { queue.lock.wait() }
                 let stop = queue.cancelled
                 queue.lock.unlock()
                 if stop { return }
                 let batch = loader.batch(index, order: order)
                 queue.lock.lock()
-                queue.ready[index] = batch
-                queue.lock.signal()
+                if !queue.cancelled { queue.ready[index] = batch }
+                queue.lock.broadcast()
                 queue.lock.unlock()
             }
         }
@@ -102,8 +105,9 @@ public final class BatchStream: Sequence, IteratorProtocol {
     deinit {
         queue.lock.lock()
         queue.cancelled = true
+        queue.ready.removeAll()
+        queue.lock.broadcast()
         queue.lock.unlock()
-        for _ in 0..<slots { queue.slots.signal() }
     }
 
     public func next() -> Batch? {
@@ -111,9 +115,10 @@ public final class BatchStream: Sequence, IteratorProtocol {
         queue.lock.lock()
         while queue.ready[position] == nil { queue.lock.wait() }
         let batch = queue.ready.removeValue(forKey: position)!
-        queue.lock.unlock()
         position += 1
-        queue.slots.signal()
+        queue.consumed = position
+        queue.lock.broadcast()
+        queue.lock.unlock()
         return batch
     }
 }

@@ -71,17 +71,32 @@ public struct EpochMetrics: Sendable, Codable, Equatable {
 
 /// Why training stopped early.
 public enum TrainingError: Error, CustomStringConvertible {
-    case nonFiniteLoss(epoch: Int, batch: Int, loss: Double)
+    /// The training loss of a batch (1-based) was NaN or infinite.
+    case nonFiniteLoss(epoch: Int, batch: Int, loss: Double, kept: String)
+    /// The optimiser step after a batch (1-based) made a parameter NaN or infinite.
+    case nonFiniteParameter(epoch: Int, batch: Int, name: String, kept: String)
+    /// The evaluation after an epoch gave a NaN or infinite loss.
+    case nonFiniteTestLoss(epoch: Int, loss: Double, kept: String)
+    /// The model's output does not fit a batch's labels (epoch 0: the evaluation).
+    case outputMismatch(epoch: Int, batch: Int, reason: String)
     case checkpoint(String)
 
     public var description: String {
         switch self {
-        case .nonFiniteLoss(let epoch, let batch, let loss):
-            return "the loss became \(loss) at epoch \(epoch), batch \(batch); training stopped "
-                + "(the last complete checkpoint, if any, is kept)"
+        case .nonFiniteLoss(let epoch, let batch, let loss, let kept):
+            return "the loss became \(Self.text(loss)) at epoch \(epoch), batch \(batch); training stopped; \(kept)"
+        case .nonFiniteParameter(let epoch, let batch, let name, let kept):
+            return "parameter \(name) became NaN or infinite in the update after epoch \(epoch), batch \(batch); "
+                + "training stopped; \(kept)"
+        case .nonFiniteTestLoss(let epoch, let loss, let kept):
+            return "the test loss became \(Self.text(loss)) after epoch \(epoch); training stopped; \(kept)"
+        case .outputMismatch(let epoch, let batch, let reason):
+            return (epoch == 0 ? "evaluation" : "epoch \(epoch)") + ", batch \(batch): \(reason)"
         case .checkpoint(let message): return message
         }
     }
+
+    private static func text(_ value: Double) -> String { value.isNaN ? "NaN" : "\(value)" }
 }
 
 // MARK: - Trainer
@@ -103,6 +118,9 @@ public final class Trainer {
     public internal(set) var history: [EpochMetrics] = []
     /// Called after each epoch (for example to update a plot).
     public var onEpochEnd: ((EpochMetrics) -> Void)?
+    /// Set by `resume`: the metrics file is rewritten from the restored history before training continues, which
+    /// drops lines of an epoch that was interrupted before its checkpoint was written.
+    var metricsNeedRewrite = false
 
     public init(model: Module, modelName: String, configuration: TrainingConfiguration, train: ImageDataset,
                 test: ImageDataset, progress: ProgressReporter = ProgressReporter()) {
@@ -131,8 +149,21 @@ public final class Trainer {
     /// Trains the remaining epochs, returning the per-epoch history.
     @discardableResult
     public func run() throws -> [EpochMetrics] {
-        let totalSteps = configuration.epochs * trainLoader.batchCount
+        let totalSteps = configuration.epochs.multipliedReportingOverflow(by: trainLoader.batchCount).overflow
+            ? Int.max : configuration.epochs * trainLoader.batchCount
         let schedule = configuration.learningRateSchedule(totalSteps: totalSteps)
+        if let checkpointDirectory {
+            do {
+                try FileManager.default.createDirectory(at: checkpointDirectory, withIntermediateDirectories: true)
+            } catch {
+                throw DataError(checkpointDirectory, nil,
+                                "cannot create the checkpoint directory (\(error.localizedDescription))")
+            }
+        }
+        if metricsNeedRewrite {
+            try rewriteMetrics()
+            metricsNeedRewrite = false
+        }
         while completedEpochs < configuration.epochs {
             let epoch = completedEpochs + 1
             let start = Date()
@@ -143,16 +174,34 @@ public final class Trainer {
             for (index, batch) in trainLoader.batches(epoch: epoch - 1).enumerated() {
                 optimizer.learningRate = schedule.rate(base: configuration.learningRate,
                                                        step: optimizer.stepCount, totalSteps: totalSteps)
-                let logits = try model(batch.images)
+                // Ops recorded outside the loop (a callback running the model with gradients on) are never
+                // consumed by a backward pass: drop them rather than let them pile up.
+                if Tape.current.count > 0 { Tape.current.reset() }
+                let logits: Tensor<Float>
+                do {
+                    logits = try model(batch.images)
+                } catch {
+                    Tape.current.reset()  // what the forward pass recorded before it failed
+                    throw error
+                }
+                if let reason = Self.outputFault(logits, batch.labels) {
+                    Tape.current.reset()
+                    throw TrainingError.outputMismatch(epoch: epoch, batch: index + 1, reason: reason)
+                }
                 let loss = logits.crossEntropy(targets: batch.labels)
                 let lossValue = Double(loss.item)
                 guard lossValue.isFinite else {
                     Tape.current.reset()
-                    throw TrainingError.nonFiniteLoss(epoch: epoch, batch: index + 1, loss: lossValue)
+                    throw TrainingError.nonFiniteLoss(epoch: epoch, batch: index + 1, loss: lossValue,
+                                                      kept: keptCheckpointText())
                 }
                 optimizer.zeroGradients()
                 loss.backward()
                 optimizer.step()
+                if let name = firstNonFiniteParameter() {
+                    throw TrainingError.nonFiniteParameter(epoch: epoch, batch: index + 1, name: name,
+                                                           kept: keptCheckpointText())
+                }
                 lossSum += lossValue * Double(batch.labels.count)
                 correct += Self.correctCount(logits, batch.labels)
                 seen += batch.labels.count
@@ -160,6 +209,9 @@ public final class Trainer {
             }
             let trainSeconds = Date().timeIntervalSince(start)
             let (testLoss, testAccuracy) = try evaluate(testLoader)
+            guard testLoss.isFinite else {
+                throw TrainingError.nonFiniteTestLoss(epoch: epoch, loss: testLoss, kept: keptCheckpointText())
+            }
             let metrics = EpochMetrics(
                 epoch: epoch, trainLoss: lossSum / Double(max(seen, 1)),
                 trainAccuracy: Double(correct) / Double(max(seen, 1)), testLoss: testLoss,
@@ -181,14 +233,29 @@ public final class Trainer {
         defer { if wasTraining { model.train() } }
         return try withoutGradients {
             var lossSum = 0.0, correct = 0, seen = 0
-            for batch in loader.batches(epoch: 0) {
+            for (index, batch) in loader.batches(epoch: 0).enumerated() {
                 let logits = try model(batch.images)
+                if let reason = Self.outputFault(logits, batch.labels) {
+                    throw TrainingError.outputMismatch(epoch: 0, batch: index + 1, reason: reason)
+                }
                 lossSum += Double(logits.crossEntropy(targets: batch.labels).item) * Double(batch.labels.count)
                 correct += Self.correctCount(logits, batch.labels)
                 seen += batch.labels.count
             }
             return (lossSum / Double(max(seen, 1)), Double(correct) / Double(max(seen, 1)))
         }
+    }
+
+    /// Why `logits` cannot be scored against `labels` (not (N, C) with one row per label and every label a class
+    /// index below C), or nil.
+    static func outputFault(_ logits: Tensor<Float>, _ labels: [Int]) -> String? {
+        guard logits.rank == 2, logits.shape[0] == labels.count, logits.shape[1] > 0 else {
+            return "the model's output of shape \(logits.shape) is not (N, classes) for \(labels.count) labels"
+        }
+        if let bad = labels.first(where: { $0 < 0 || $0 >= logits.shape[1] }) {
+            return "label \(bad) is not one of the model's \(logits.shape[1]) classes"
+        }
+        return nil
     }
 
     /// Number of rows of `logits` (N, C) whose largest entry is at the label.
@@ -205,7 +272,48 @@ public final class Trainer {
         return correct
     }
 
+    /// The first parameter (by name) holding a NaN or an infinity, or nil.
+    func firstNonFiniteParameter() -> String? {
+        for (name, parameter) in optimizer.parameters {
+            let finite = parameter.value.scalars.withUnsafeBufferPointer { values in
+                var ok = true
+                for v in values where !v.isFinite { ok = false; break }
+                return ok
+            }
+            if !finite { return name }
+        }
+        return nil
+    }
+
+    /// Which checkpoint survives a stop, for the error message.
+    func keptCheckpointText() -> String {
+        guard let checkpointDirectory else { return "no checkpoints are written" }
+        let url = Self.checkpointURL(in: checkpointDirectory)
+        guard completedEpochs > 0, FileManager.default.fileExists(atPath: url.path) else {
+            return "no checkpoint had been written yet"
+        }
+        return "the last good checkpoint (after epoch \(completedEpochs)) is kept in \(url.path)"
+    }
+
     // MARK: Metrics
+
+    /// Replaces the metrics file with one line per epoch of `history`.
+    private func rewriteMetrics() throws {
+        guard let metricsFile else { return }
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = .sortedKeys
+        var text = Data()
+        for metrics in history {
+            text.append(try encoder.encode(metrics))
+            text.append(0x0A)
+        }
+        try DataFiles.writeAtomically(metricsFile) { file in
+            let written = text.withUnsafeBytes { fwrite($0.baseAddress, 1, $0.count, file) }
+            if written != text.count {
+                throw DataError(metricsFile, nil, "write failed (\(DataFiles.errnoText()))")
+            }
+        }
+    }
 
     private func appendMetrics(_ metrics: EpochMetrics) throws {
         guard let metricsFile else { return }
@@ -213,14 +321,25 @@ public final class Trainer {
         encoder.outputFormatting = .sortedKeys
         var line = try encoder.encode(metrics)
         line.append(0x0A)
-        if !FileManager.default.fileExists(atPath: metricsFile.path) {
-            try FileManager.default.createDirectory(at: metricsFile.deletingLastPathComponent(),
-                                                    withIntermediateDirectories: true)
-            FileManager.default.createFile(atPath: metricsFile.path, contents: nil)
+        let directory = metricsFile.deletingLastPathComponent()
+        do {
+            try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        } catch {
+            throw DataError(directory, nil, "cannot create the metrics directory (\(error.localizedDescription))")
         }
-        let handle = try FileHandle(forWritingTo: metricsFile)
-        defer { try? handle.close() }
-        try handle.seekToEnd()
-        try handle.write(contentsOf: line)
+        let fd = open(metricsFile.path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { throw DataError(metricsFile, nil, "cannot open for appending (\(DataFiles.errnoText()))") }
+        defer { close(fd) }
+        try line.withUnsafeBytes { raw in
+            var written = 0
+            while written < raw.count {
+                let n = write(fd, raw.baseAddress! + written, raw.count - written)
+                if n < 0 {
+                    if errno == EINTR { continue }
+                    throw DataError(metricsFile, nil, "write failed (\(DataFiles.errnoText()))")
+                }
+                written += n
+            }
+        }
     }
 }
