@@ -2,16 +2,24 @@ import Foundation
 
 // MARK: - Graph nodes
 
+/// Something the tape can ask to push its gradient back to its inputs: the node of an op's result.
+protocol BackwardStep: AnyObject {
+    func propagate()
+}
+
 /// The autograd identity of a tensor: where its gradient accumulates.
 ///
 /// A leaf that requires a gradient and every result of a recorded op own a node; tensors that share a node are the
-/// same variable (copies of a `Tensor` value share it).
-public final class GradNode<Scalar: TensorScalar> {
+/// same variable (copies of a `Tensor` value share it). A result's node owns its vector-Jacobian product, which holds
+/// its inputs' nodes: the graph lives exactly as long as some tensor reaches it, and the tape only orders it.
+public final class GradNode<Scalar: TensorScalar>: BackwardStep {
     let shape: [Int]
     /// Accumulated gradient, contiguous, of `shape`; nil until something flows into it.
     var grad: [Scalar]?
     /// True for user-created leaves (parameters, inputs): their gradient is kept after backward.
     let isLeaf: Bool
+    /// For an op's result: pushes `grad` to the inputs' nodes. Cleared once run, which releases what it captured.
+    var pushBack: ((GradNode) -> Void)?
 
     init(shape: [Int], isLeaf: Bool) {
         self.shape = shape
@@ -32,15 +40,20 @@ public final class GradNode<Scalar: TensorScalar> {
             }
         }
     }
+
+    func propagate() {
+        guard let pushBack else { return }
+        self.pushBack = nil
+        if grad != nil { pushBack(self) }
+    }
 }
 
 // MARK: - The tape
 
-/// One recorded op: its result's node and how to push that node's gradient to its inputs' nodes.
+/// One recorded op: its result's node, held weakly so that a graph nobody can reach any more (a forward pass whose
+/// result was dropped without a backward pass) is freed at once.
 struct TapeEntry {
-    let output: AnyObject
-    /// Runs the op's vector-Jacobian product if the output received a gradient; frees that gradient unless a leaf.
-    let backward: () -> Void
+    weak var step: (any BackwardStep)?
 }
 
 /// The record of ops run since the last backward, on this thread.
@@ -49,9 +62,11 @@ struct TapeEntry {
 /// always appended after the ops that produced its inputs, so the reverse walk reaches a node only after every consumer
 /// has added its share: the node's gradient is complete when its own vjp runs.
 public final class Tape {
-    var entries: [TapeEntry] = []
+    private(set) var entries: [TapeEntry] = []
     /// While false (inside `withoutGradients` or during backward) nothing is recorded.
     var isRecording = true
+    /// Entry count after the last removal of dead entries; the next one happens when the tape has doubled.
+    private var compactedCount = 0
 
     private static let key = "Autograd.Tape"
 
@@ -64,11 +79,28 @@ public final class Tape {
         return tape
     }
 
-    /// Number of ops recorded and not yet consumed by a backward pass.
-    public var count: Int { entries.count }
+    /// Number of ops recorded, not yet consumed by a backward pass, whose results are still reachable.
+    public var count: Int { entries.reduce(0) { $0 + ($1.step == nil ? 0 : 1) } }
 
     /// Forgets every recorded op (for example after an evaluation that recorded by mistake).
-    public func reset() { entries.removeAll() }
+    public func reset() {
+        entries.removeAll()
+        compactedCount = 0
+    }
+
+    func append(_ step: any BackwardStep) {
+        entries.append(TapeEntry(step: step))
+        if entries.count >= 2 * max(compactedCount, 512) {
+            entries.removeAll { $0.step == nil }
+            compactedCount = entries.count
+        }
+    }
+
+    /// Takes all entries off the tape, for a backward pass.
+    func takeEntries() -> [TapeEntry] {
+        defer { reset() }
+        return entries
+    }
 }
 
 /// Runs `body` without recording any op: results do not require gradients. Use it for evaluation.
@@ -99,14 +131,15 @@ extension Tensor {
         var out = result
         let node = GradNode<Scalar>(shape: result.shape, isLeaf: false)
         out.node = node
-        tape.entries.append(TapeEntry(output: node) { [unowned node] in
+        node.pushBack = { node in
             guard let g = node.grad else { return }
             node.grad = nil
             let grads = vjp(Tensor(shape: node.shape, scalars: g))
             for (inputNode, grad) in zip(inputNodes, grads) {
                 if let inputNode, let grad { inputNode.accumulate(grad) }
             }
-        })
+        }
+        tape.append(node)
         return out
     }
 
@@ -121,16 +154,17 @@ extension Tensor {
         precondition(seed.shape == shape, "backward: seed shape \(seed.shape) differs from tensor shape \(shape)")
         let tape = Tape.current
         // A result's op is on the tape until a backward pass or reset consumes it; without it nothing would flow.
-        precondition(node.isLeaf || tape.entries.lastIndex(where: { $0.output === node }) != nil,
+        precondition(node.isLeaf || (node.pushBack != nil && tape.entries.last(where: { $0.step === node }) != nil),
                      "backward: the graph of the tensor of shape \(shape) was already consumed by a backward pass "
                      + "or Tape.reset(), or was recorded on another thread; recompute it")
         let previous = tape.isRecording
         tape.isRecording = false
         defer { tape.isRecording = previous }
         node.accumulate(seed)
-        let entries = tape.entries
-        tape.entries.removeAll()
-        for entry in entries.reversed() { entry.backward() }
+        // Hold every live node for the pass: running a node's step releases what it captured, which may be the last
+        // reference to a node further down the tape.
+        let steps = tape.takeEntries().compactMap(\.step)
+        for step in steps.reversed() { step.propagate() }
     }
 }
 

@@ -280,9 +280,16 @@ final class GraphTests: XCTestCase {
             let h = x * 2
             intermediate = h.node
         }
-        XCTAssertNotNil(intermediate, "the tape holds recorded nodes until backward or reset")
+        XCTAssertNil(intermediate, "a result nobody holds is freed without a backward pass")
+        XCTAssertEqual(Tape.current.count, 0, "the tape does not keep a dropped graph alive")
+
+        var kept: Tensor<Double>? = x * 2
+        intermediate = kept?.node
+        XCTAssertEqual(Tape.current.count, 1)
         Tape.current.reset()
-        XCTAssertNil(intermediate, "reset releases the recorded nodes")
+        XCTAssertNotNil(intermediate, "the tensor still holds its node")
+        kept = nil
+        XCTAssertNil(intermediate, "and it goes with the tensor")
     }
 
     // MARK: - Regions without gradients
