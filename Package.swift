@@ -27,8 +27,11 @@ let package = Package(
         // Executables.
         .executableTarget(name: "train-c4cnn", dependencies: ["Autograd", "NN", "Models", "Train"],
                           path: "Examples/train-c4cnn"),
+        .executableTarget(name: "bench", dependencies: ["Autograd", "NN", "Models", "Train"], path: "Examples/bench"),
         .executableTarget(name: "reference-check", dependencies: ["ReferenceCases"],
                           path: "Examples/reference-check"),
+        .executableTarget(name: "equivariance-demo", dependencies: ["Autograd", "NN", "Models", "Train", "CZlib"],
+                          path: "Examples/equivariance-demo"),
 
         // Tests.
         .testTarget(name: "AutogradTests", dependencies: ["Autograd"], path: "Tests/AutogradTests"),

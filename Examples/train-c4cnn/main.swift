@@ -86,6 +86,7 @@ func train(modelName: String, options: Options, data: (train: ImageDataset, test
     } catch let error as SafetensorsError {
         throw DataError(error)
     }
+    try exportAfterTraining(model, name: modelName, several: options.compare)
     if let last = trainer.history.last {
         print(String(format: "done: %@ test accuracy %.2f%% after %d epochs, %@ of training; weights in %@, "
                      + "curves in %@", modelName, 100 * last.testAccuracy, last.epoch,
@@ -98,12 +99,12 @@ func train(modelName: String, options: Options, data: (train: ImageDataset, test
 
 let options: Options
 do {
-    options = try Options.parse(Array(CommandLine.arguments.dropFirst()))
+    options = try Options.parse(try ExportOption.strip(Array(CommandLine.arguments.dropFirst())))
 } catch {
     fail("\(error)\nRun with --help for the options.", status: 2)
 }
 if options.help {
-    print(Options.usage)
+    print(Options.usage + "\n" + ExportOption.usage)
     exit(0)
 }
 if let threads = options.threads { Parallel.setThreads(threads) } else { Parallel.setThreads(Parallel.threads) }
@@ -116,14 +117,15 @@ do {
     let dataDirectory = URL(fileURLWithPath: options.dataDirectory)
 
     if options.evalOnly {
-        let model = makeModel(options.model, preset: options.preset, seed: 0)
+        let (model, name) = try loadModelForEvaluation(path: options.weights!, model: options.model,
+                                                       preset: options.preset)
         let data = try DataCatalog(directory: dataDirectory).load(options.dataset) { print($0) }
-        try loadWeights(options.weights!, into: model, modelName: options.model)
-        let trainer = Trainer(model: model, modelName: options.model, configuration: options.configuration,
+        try exportForEvaluation(model, test: data.test)
+        let trainer = Trainer(model: model, modelName: name, configuration: options.configuration,
                               train: data.train, test: data.test, progress: .silent)
         let start = Date()
         let (loss, accuracy) = try trainer.evaluate(trainer.testLoader)
-        print(String(format: "%@ on %@ test set (%d images): loss %.4f, accuracy %.2f%% (%.1f s)", options.model,
+        print(String(format: "%@ on %@ test set (%d images): loss %.4f, accuracy %.2f%% (%.1f s)", name,
                      options.dataset.rawValue, data.test.count, loss, 100 * accuracy, Date().timeIntervalSince(start)))
         exit(0)
     }

@@ -1,40 +1,267 @@
 import CBLAS
-import Dispatch
 import Foundation
+import Synchronization
 
-/// The framework's thread settings: how many threads its own kernels split work over, and the BLAS in use.
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The framework's thread settings: how many threads its kernels and matrix products split work over, and the BLAS
+/// in use.
+///
+/// Work is spread over a persistent pool of `threads - 1` worker threads plus the calling thread. BLAS itself is
+/// kept single-threaded: large matrix products are split into blocks that the pool runs side by side, so that only
+/// one set of threads ever competes for the cores (a threaded BLAS next to the pool oversubscribes them, and its
+/// idle threads spin in `sched_yield`).
 public enum Parallel {
-    /// Threads used by the framework's kernels (im2col, pooling, elementwise loops over large tensors).
+    /// Threads used by the framework's kernels and matrix products (the caller counts as one).
     public nonisolated(unsafe) static var threads: Int = max(1, ProcessInfo.processInfo.activeProcessorCount)
 
-    /// Sets the framework's thread count and the BLAS library's, when it exposes one (OpenBLAS does).
+    /// Sets the thread count for the framework's kernels and its matrix products.
     public static func setThreads(_ count: Int) {
         threads = max(1, count)
-        BLASLibrary.setThreads(threads)
+        BLASLibrary.prepare()
     }
 
-    /// Runs `body(chunk)` for `chunks` chunks of work, spread over up to `threads` threads; runs inline for one.
+    /// Runs `body(chunk)` for `chunks` chunks of work, spread over up to `threads` threads; runs inline for one
+    /// thread, one chunk, or when called from inside another parallel region (or while the pool is busy).
     public static func forEach(_ chunks: Int, _ body: (Int) -> Void) {
+        forEachWorker(chunks) { chunk, _ in body(chunk) }
+    }
+
+    /// `forEach` that also passes the index of the thread running the chunk, in 0..<threads (the caller is 0). No
+    /// two chunks with the same worker index run at the same time, so per-worker scratch needs no lock.
+    public static func forEachWorker(_ chunks: Int, _ body: (_ chunk: Int, _ worker: Int) -> Void) {
         if chunks <= 0 { return }
+        BLASLibrary.prepare()
         if threads <= 1 || chunks == 1 {
-            for i in 0..<chunks { body(i) }
+            for i in 0..<chunks { body(i, 0) }
             return
         }
         withoutActuallyEscaping(body) { body in
-            DispatchQueue.concurrentPerform(iterations: chunks, execute: body)
+            WorkerPool.shared(threads: threads).run(chunks, body)
         }
     }
+
+    /// The number of worker slots `forEachWorker` may use: size per-worker scratch with it.
+    public static var workerSlots: Int { max(1, threads) }
 
     /// Splits `0..<count` into about `threads` contiguous ranges and runs `body` on each, in parallel.
     /// Work smaller than `minimumPerThread` runs inline.
     public static func forRanges(_ count: Int, minimumPerThread: Int = 1 << 14, _ body: (Range<Int>) -> Void) {
         let parts = Swift.min(threads, Swift.max(1, count / Swift.max(1, minimumPerThread)))
-        if parts <= 1 { body(0..<count); return }
+        if parts <= 1 { BLASLibrary.prepare(); body(0..<count); return }
         forEach(parts) { p in
             body((count * p / parts) ..< (count * (p + 1) / parts))
         }
     }
+
+    /// True while the calling code may fan out: more than one thread and the pool idle.
+    static var canFanOut: Bool {
+        threads > 1 && !WorkerPool.isBusy
+    }
 }
+
+// MARK: - Worker pool
+
+/// A fixed set of worker threads that run the chunks of one job at a time together with the calling thread.
+///
+/// Workers spin briefly on the job counter after a job (ops follow each other closely in a training step), then
+/// sleep on a condition variable. Only one job runs at a time; a call made while a job runs (a nested region, or
+/// another thread's ops) runs inline on its caller.
+final class WorkerPool: @unchecked Sendable {
+    private nonisolated(unsafe) static var current: WorkerPool?
+    private static let creation = Mutex<Void>(())
+    private static let busyFlag = Atomic<Bool>(false)
+
+    static var isBusy: Bool { busyFlag.load(ordering: .relaxed) }
+
+    /// The pool for `threads` threads, replacing one of another size (only between jobs).
+    static func shared(threads: Int) -> WorkerPool {
+        if let pool = current, pool.workerCount == threads - 1 { return pool }
+        return creation.withLock { _ in
+            if let pool = current, pool.workerCount == threads - 1 { return pool }
+            current?.shutDown()
+            let pool = WorkerPool(workers: threads - 1)
+            current = pool
+            MemoryPolicy.apply()
+            return pool
+        }
+    }
+
+    let workerCount: Int
+    private let generation = Atomic<Int>(0)
+    private let nextChunk = Atomic<Int>(0)
+    private let running = Atomic<Int>(0)
+    private nonisolated(unsafe) var job: ((Int, Int) -> Void)?
+    private nonisolated(unsafe) var chunkCount = 0
+    private nonisolated(unsafe) var stopping = false
+    private let mutex: UnsafeMutablePointer<pthread_mutex_t>
+    private let wake: UnsafeMutablePointer<pthread_cond_t>
+    private let done: UnsafeMutablePointer<pthread_cond_t>
+
+    /// Spin iterations before a worker sleeps, and before the caller sleeps while waiting for the workers.
+    private static let spinLimit = 1 << 16
+
+    private init(workers: Int) {
+        workerCount = workers
+        mutex = .allocate(capacity: 1)
+        wake = .allocate(capacity: 1)
+        done = .allocate(capacity: 1)
+        pthread_mutex_init(mutex, nil)
+        pthread_cond_init(wake, nil)
+        pthread_cond_init(done, nil)
+        for index in 0..<workers {
+            let thread = Thread { [unowned(unsafe) self] in self.workerLoop(index: index + 1) }
+            thread.stackSize = 8 << 20
+            thread.name = "autograd.worker.\(index + 1)"
+            thread.start()
+        }
+    }
+
+    private func shutDown() {
+        pthread_mutex_lock(mutex)
+        stopping = true
+        generation.add(1, ordering: .releasing)
+        pthread_cond_broadcast(wake)
+        pthread_mutex_unlock(mutex)
+        // The workers exit on their own; the synchronisation objects stay allocated for them (a pool is replaced
+        // only when the thread count changes, so this happens a handful of times per process at most).
+    }
+
+    /// Runs `body(chunk, worker)` for every chunk in 0..<chunks.
+    func run(_ chunks: Int, _ body: @escaping (Int, Int) -> Void) {
+        guard workerCount > 0, Self.busyFlag.compareExchange(expected: false, desired: true,
+                                                             ordering: .acquiring).exchanged else {
+            for i in 0..<chunks { body(i, 0) }
+            return
+        }
+        job = body
+        chunkCount = chunks
+        nextChunk.store(0, ordering: .relaxed)
+        running.store(workerCount, ordering: .relaxed)
+        pthread_mutex_lock(mutex)
+        generation.add(1, ordering: .releasing)
+        pthread_cond_broadcast(wake)
+        pthread_mutex_unlock(mutex)
+
+        runChunks(worker: 0)
+
+        var spins = 0
+        while running.load(ordering: .acquiring) != 0 {
+            spins += 1
+            if spins > Self.spinLimit {
+                pthread_mutex_lock(mutex)
+                while running.load(ordering: .acquiring) != 0 { pthread_cond_wait(done, mutex) }
+                pthread_mutex_unlock(mutex)
+                break
+            }
+        }
+        job = nil
+        Self.busyFlag.store(false, ordering: .releasing)
+    }
+
+    private func runChunks(worker: Int) {
+        guard let job else { return }
+        let count = chunkCount
+        while true {
+            let i = nextChunk.add(1, ordering: .relaxed).oldValue
+            if i >= count { break }
+            job(i, worker)
+        }
+    }
+
+    private func workerLoop(index: Int) {
+        var seen = 0
+        while true {
+            var spins = 0
+            while generation.load(ordering: .acquiring) == seen {
+                spins += 1
+                if spins > Self.spinLimit {
+                    pthread_mutex_lock(mutex)
+                    while generation.load(ordering: .acquiring) == seen { pthread_cond_wait(wake, mutex) }
+                    pthread_mutex_unlock(mutex)
+                    break
+                }
+            }
+            seen = generation.load(ordering: .acquiring)
+            if stopping { return }
+            runChunks(worker: index)
+            if running.subtract(1, ordering: .acquiringAndReleasing).newValue == 0 {
+                pthread_mutex_lock(mutex)
+                pthread_cond_signal(done)
+                pthread_mutex_unlock(mutex)
+            }
+        }
+    }
+}
+
+// MARK: - Memory policy
+
+/// Keeps freed tensor memory in the process instead of returning it to the system after every op.
+///
+/// By default glibc serves blocks above a (dynamic) threshold with fresh `mmap`s and unmaps them on free, so every
+/// large tensor of every step is faulted in page by page again, which shows up as system time. Raising the
+/// thresholds keeps those blocks in the heap for reuse; the peak footprint is unchanged.
+enum MemoryPolicy {
+    private static let applied = Atomic<Bool>(false)
+
+    static func apply() {
+        guard applied.compareExchange(expected: false, desired: true, ordering: .relaxed).exchanged else { return }
+        // glibc's mallopt (not in the module map of its headers), found at run time; absent elsewhere.
+        typealias Mallopt = @convention(c) (Int32, Int32) -> Int32
+        guard let handle = dlopen(nil, RTLD_NOW), let symbol = dlsym(handle, "mallopt") else { return }
+        let mallopt = unsafeBitCast(symbol, to: Mallopt.self)
+        let trimThreshold: Int32 = -1, topPad: Int32 = -2, mmapThreshold: Int32 = -3, arenaMax: Int32 = -8
+        // One arena: blocks freed by one thread are reused by the others (the worker threads allocate little).
+        _ = mallopt(arenaMax, 1)
+        _ = mallopt(mmapThreshold, 1 << 30)
+        _ = mallopt(trimThreshold, Int32.max)
+        _ = mallopt(topPad, 64 << 20)
+    }
+}
+
+// MARK: - Matrix products over the pool
+
+extension TensorScalar {
+    /// `gemm` split into blocks of rows or columns of C that the worker pool runs in parallel (BLAS being
+    /// single-threaded); inline when the product is small, inside a parallel region, or with one thread.
+    static func parallelGemm(
+        transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Self,
+        a: UnsafePointer<Self>, lda: Int, b: UnsafePointer<Self>, ldb: Int,
+        beta: Self, c: UnsafeMutablePointer<Self>, ldc: Int
+    ) {
+        let threads = Parallel.threads
+        let work = Double(m) * Double(n) * Double(k)
+        guard threads > 1, work >= 4e6, Parallel.canFanOut, max(m, n) >= 2 * threads else {
+            gemm(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb,
+                 beta: beta, c: c, ldc: ldc)
+            return
+        }
+        // Split the larger side of C into `threads` blocks, aligned to 16 rows or columns.
+        let splitRows = m >= n
+        let side = splitRows ? m : n
+        let parts = min(threads, max(1, side / 16))
+        let step = ((side + parts - 1) / parts + 15) / 16 * 16
+        let blocks = (side + step - 1) / step
+        Parallel.forEach(blocks) { p in
+            let start = p * step, size = Swift.min(step, side - start)
+            if splitRows {
+                // Rows of op(A) and C.
+                let aBlock = transA ? a + start : a + start * lda
+                gemm(transA: transA, transB: transB, m: size, n: n, k: k, alpha: alpha, a: aBlock, lda: lda,
+                     b: b, ldb: ldb, beta: beta, c: c + start * ldc, ldc: ldc)
+            } else {
+                // Columns of op(B) and C.
+                let bBlock = transB ? b + start * ldb : b + start
+                gemm(transA: transA, transB: transB, m: m, n: size, k: k, alpha: alpha, a: a, lda: lda,
+                     b: bBlock, ldb: ldb, beta: beta, c: c + start, ldc: ldc)
+            }
+        }
+    }
+}
+
+// MARK: - BLAS library
 
 /// The BLAS library the process runs with, found at run time (Debian picks it through `libblas.so.3`).
 public enum BLASLibrary {
@@ -49,10 +276,12 @@ public enum BLASLibrary {
         return unsafeBitCast(pointer, to: T.self)
     }
 
-    /// A one-line description, e.g. "OpenBLAS 0.3.21 DYNAMIC_ARCH NO_AFFINITY Haswell MAX_THREADS=64, 2 threads".
+    /// A one-line description, e.g. "OpenBLAS 0.3.21 DYNAMIC_ARCH NO_AFFINITY Haswell MAX_THREADS=64, single-threaded
+    /// calls split over 2 framework threads".
     public static var description: String {
         if let config = symbol("openblas_get_config", as: GetConfig.self), let text = config() {
-            return "\(String(cString: text)), \(threads) BLAS threads"
+            return "\(String(cString: text)), \(threads) BLAS thread(s) per call, products split over "
+                + "\(Parallel.threads) framework thread(s)"
         }
         return "reference or unknown BLAS (not OpenBLAS: expect it to be much slower; install libopenblas0-pthread)"
     }
@@ -68,5 +297,16 @@ public enum BLASLibrary {
 
     static func setThreads(_ count: Int) {
         symbol("openblas_set_num_threads", as: SetThreads.self)?(Int32(count))
+    }
+
+    private static let prepared = Atomic<Bool>(false)
+
+    /// Makes BLAS single-threaded once, before the first product (the framework splits large products itself),
+    /// and applies the memory policy.
+    @inline(__always) static func prepare() {
+        if prepared.load(ordering: .relaxed) { return }
+        prepared.store(true, ordering: .relaxed)
+        setThreads(1)
+        MemoryPolicy.apply()
     }
 }

@@ -35,7 +35,9 @@ public final class GradNode<Scalar: TensorScalar>: BackwardStep {
         } else {
             grad!.withUnsafeMutableBufferPointer { acc in
                 g.scalars.withUnsafeBufferPointer { add in
-                    for i in 0..<acc.count { acc[i] += add[i] }
+                    if let a = add.baseAddress, let d = acc.baseAddress {
+                        Scalar.accumulate(a, into: d, count: acc.count)
+                    }
                 }
             }
         }

@@ -3,9 +3,11 @@
 extension Tensor {
     /// Applies a unary kernel to every element (no recording).
     func applying(_ op: UnaryOp<Scalar>) -> Tensor {
-        Tensor(shape: shape) { out in
-            scalars.withUnsafeBufferPointer { Scalar.map(op, $0, out) }
-        }
+        Tensor(shape: shape, scalars: [Scalar](fillingAll: count) { out in
+            scalars.withUnsafeBufferPointer {
+                Scalar.map(op, $0, UnsafeMutableBufferPointer(start: out, count: count))
+            }
+        })
     }
 
     /// Combines two tensors elementwise, broadcasting both (no recording).
@@ -15,13 +17,15 @@ extension Tensor {
         }
         let sa = ShapeMath.broadcastStrides(a.shape, to: shape)
         let sb = ShapeMath.broadcastStrides(b.shape, to: shape)
-        return Tensor(shape: shape) { out in
+        let count = shape.reduce(1, *)
+        if count == 0 { return Tensor(zeros: shape) }
+        return Tensor(shape: shape, scalars: [Scalar](fillingAll: count) { out in
             a.scalars.withUnsafeBufferPointer { pa in
                 b.scalars.withUnsafeBufferPointer { pb in
-                    Scalar.zip(op, pa.baseAddress!, sa, pb.baseAddress!, sb, out.baseAddress!, shape: shape)
+                    Scalar.zip(op, pa.baseAddress!, sa, pb.baseAddress!, sb, out, shape: shape)
                 }
             }
-        }
+        })
     }
 
     // MARK: Binary
@@ -111,7 +115,18 @@ extension Tensor {
 
     /// max(x, 0). The gradient at exactly 0 is 0, as in PyTorch.
     public func relu() -> Tensor {
-        let mask = applying(.positiveMask)
-        return Tensor.record(applying(.relu), inputs: [self]) { g in [g * mask] }
+        let y = applying(.relu)
+        guard requiresGradient else { return y }
+        // The backward reads the output itself (y > 0 exactly where x > 0): no mask is kept.
+        let saved = y.scalars
+        return Tensor.record(y, inputs: [self]) { g in
+            [Tensor(shape: g.shape, scalars: [Scalar](fillingAll: g.count) { dx in
+                g.scalars.withUnsafeBufferPointer { pg in
+                    saved.withUnsafeBufferPointer { py in
+                        Scalar.reluBackward(pg.baseAddress!, py.baseAddress!, dx, count: g.count)
+                    }
+                }
+            })]
+        }
     }
 }

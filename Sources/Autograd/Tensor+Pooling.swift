@@ -55,7 +55,8 @@ extension Tensor {
                      "\(op): planes of \(geometry.inputPlane) elements are too large for Int32 indices")
         let outShape = outputShape(pooled)
         let outCount = planes * geometry.outputPlane
-        var indices = [Int32](repeating: 0, count: outCount)
+        // Every index is written by the kernel.
+        var indices = [Int32](unsafeUninitializedCapacity: outCount) { _, initialized in initialized = outCount }
         let values = [Scalar](fillingAll: outCount) { out in
             indices.withUnsafeMutableBufferPointer { pi in
                 scalars.withUnsafeBufferPointer { Scalar.maxPool($0.baseAddress!, out, pi.baseAddress!,

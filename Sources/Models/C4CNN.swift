@@ -3,9 +3,11 @@ import NN
 
 /// The rotation-equivariant network of the experiment, for a planar group (C4 by default; D4 gives `D4CNN`).
 ///
-/// (N, 1, 33, 33) -> lifting conv 1->8 (k3, pad 1; no activation, as in the original) -> four group convs 8->16->32->64->128 (k3, pad 1), each
-/// with ReLU and, after the first three, max pooling (1, 3, 3) / (1, 2, 2) / (0, 1, 1): 33 -> 17 -> 9 -> 5
-/// -> group pooling (N, 128, 5, 5) -> 3200 -> Linear 256 -> ReLU -> 32 -> ReLU -> 10 logits.
+/// (N, 1, 33, 33) -> lifting conv 1->8 (k3, pad 1; no activation, as in the original) -> four group convs
+/// 8->16->32->64->128 (k3, pad 1), each with ReLU and, after the first three, max pooling (1, 3, 3) / (1, 2, 2) /
+/// (0, 1, 1): 33 -> 17 -> 9 -> 5 -> group pooling (N, 128, 5, 5) -> 3200 -> Linear 256 -> ReLU -> 32 -> ReLU -> 10
+/// logits. The strong variant adds batch norm (statistics shared over the group axis) after every convolution, a ReLU
+/// after the lifting one, and dropout before the hidden linear layers.
 /// Invariant to every element of the group. Parameter names match the original PyTorch module:
 /// `liftingconv.*`, `groupconv_encoder.{0,3,6,9}.*`, `head.{0,2,4}.*`.
 public class GroupEquivariantCNN: Module {

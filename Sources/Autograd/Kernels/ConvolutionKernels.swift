@@ -76,6 +76,10 @@ extension TensorScalar {
             ConvolutionGeometry.validRange(offset: $0 * g.dilationWidth - g.padWidth, size: g.width,
                                            stride: sw, outputSize: outW)
         }
+        if sh == 1 && sw == 1 && g.dilationHeight == 1 && g.dilationWidth == 1 {
+            im2colUnitStride(input, columns, geometry: g)
+            return
+        }
         Parallel.forEach(g.batch * g.channels) { task in
             let n = task / g.channels, c = task % g.channels
             let plane = input + task * planeIn
@@ -95,7 +99,7 @@ extension TensorScalar {
                         let src = plane + (oy * sh + yOffset) * g.width + xOffset
                         dst.update(repeating: 0, count: xs.lowerBound)
                         if sw == 1 {
-                            (dst + xs.lowerBound).update(from: src + xs.lowerBound, count: xs.count)
+                            copyRow(src + xs.lowerBound, dst + xs.lowerBound, xs.count)
                         } else {
                             for ox in xs { dst[ox] = src[ox * sw] }
                         }
@@ -104,6 +108,58 @@ extension TensorScalar {
                 }
             }
         }
+    }
+
+    /// `im2col` for stride 1 and no dilation: each plane is first copied into a zero-padded scratch plane, so that
+    /// every row of the column matrix is a plain copy with no bounds tests.
+    static func im2colUnitStride(_ input: UnsafePointer<Self>, _ columns: UnsafeMutablePointer<Self>,
+                                 geometry g: ConvolutionGeometry) {
+        let (kh, kw) = (g.kernelHeight, g.kernelWidth)
+        let (outH, outW) = (g.outputHeight, g.outputWidth)
+        let planeOut = outH * outW
+        let rowLength = g.batch * planeOut
+        let (h, w) = (g.height, g.width)
+        // The padded plane covers every position a window reads (which may be less than the full padding).
+        let paddedH = outH + kh - 1, paddedW = outW + kw - 1
+        let (top, left) = (g.padHeight, g.padWidth)
+        Parallel.forRanges(g.batch * g.channels, minimumPerThread: Swift.max(1, (1 << 14) / Swift.max(1, h * w))) {
+            tasks in
+            BufferPool.withScratch(Self.self, count: paddedH * paddedW) { padded in
+                padded.update(repeating: 0, count: paddedH * paddedW)
+                for task in tasks {
+                    let n = task / g.channels, c = task % g.channels
+                    let plane = input + task * h * w
+                    // Rows and columns of the plane that land inside the padded area (all of them unless the
+                    // padding is larger than the kernel needs).
+                    let y0 = Swift.max(0, -top), y1 = Swift.min(h, paddedH - top)
+                    let x0 = Swift.max(0, -left), x1 = Swift.min(w, paddedW - left)
+                    if y1 > y0 && x1 > x0 {
+                        for y in y0..<y1 {
+                            copyRow(plane + y * w + x0, padded + (y + top) * paddedW + x0 + left, x1 - x0)
+                        }
+                    }
+                    for i in 0..<kh {
+                        for j in 0..<kw {
+                            let row = columns + ((c * kh + i) * kw + j) * rowLength + n * planeOut
+                            for oy in 0..<outH {
+                                copyRow(padded + (oy + i) * paddedW + j, row + oy * outW, outW)
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Copies a short row: whole vectors, then the tail (a library copy call costs more than the copy here).
+    @inline(__always)
+    static func copyRow(_ src: UnsafePointer<Self>, _ dst: UnsafeMutablePointer<Self>, _ count: Int) {
+        var i = 0
+        while i + 8 <= count {
+            store8(load8(src + i), dst + i)
+            i += 8
+        }
+        while i < count { dst[i] = src[i]; i += 1 }
     }
 
     public static func col2im(_ columns: UnsafePointer<Self>, _ input: UnsafeMutablePointer<Self>,
@@ -163,6 +219,189 @@ extension TensorScalar {
                 } else {
                     d.update(from: s, count: inner)
                 }
+            }
+        }
+    }
+}
+
+// MARK: - Chunked im2col convolution
+//
+// The im2col path over chunks of images: each chunk unfolds its images into a column buffer taken from the
+// `BufferPool` (about 2^21 elements, so it stays in the cache and nothing batch-sized is allocated), and the chunks
+// run in parallel with single-threaded GEMMs. The weight gradient sums per-worker partial products.
+
+extension ConvolutionGeometry {
+    /// Output positions per image.
+    var outputPlane: Int { outputHeight * outputWidth }
+
+    /// Images per chunk: column buffers of about 2^21 elements, and at least `threads` chunks when the batch allows.
+    func imagesPerChunk(threads: Int) -> Int {
+        let perImage = Swift.max(1, columnRows * outputPlane)
+        var images = Swift.max(1, Swift.min(batch, (1 << 21) / perImage))
+        if threads > 1 {
+            var chunks = (batch + images - 1) / images
+            chunks = (chunks + threads - 1) / threads * threads
+            images = Swift.max(1, (batch + chunks - 1) / chunks)
+        }
+        return images
+    }
+
+    /// The geometry of `count` images of this convolution.
+    func chunk(_ count: Int) -> ConvolutionGeometry {
+        var g = self
+        g.batch = count
+        return g
+    }
+}
+
+extension TensorScalar {
+    // Within a chunk, images with large output planes take one GEMM each, straight on their (K, L) slice of the
+    // output or its gradient; small planes are gathered into one (K, images * L) block for a single GEMM.
+
+    public static func convolutionForward(_ input: UnsafePointer<Self>, weight: UnsafePointer<Self>,
+                                          bias: UnsafePointer<Self>?, _ output: UnsafeMutablePointer<Self>,
+                                          outChannels: Int, geometry g: ConvolutionGeometry) {
+        let images = g.imagesPerChunk(threads: Parallel.threads)
+        let chunks = (g.batch + images - 1) / images
+        let (k, plane) = (g.columnRows, g.outputPlane)
+        let inPlane = g.channels * g.height * g.width
+        let perImage = plane >= 256
+        Parallel.forEachWorker(chunks) { chunk, _ in
+            let n0 = chunk * images, count = Swift.min(images, g.batch - n0)
+            let columns = count * plane
+            BufferPool.withScratch(Self.self, count: (k + (perImage ? 0 : outChannels)) * columns) { col in
+                if perImage {
+                    for n in n0..<(n0 + count) {
+                        im2col(input + n * inPlane, col, geometry: g.chunk(1))
+                        let out = output + n * outChannels * plane
+                        parallelGemm(transA: false, transB: false, m: outChannels, n: plane, k: k, alpha: 1,
+                                     a: weight, lda: k, b: col, ldb: plane, beta: 0, c: out, ldc: plane)
+                        if let bias {
+                            for o in 0..<outChannels {
+                                let shift = bias[o], row = out + o * plane
+                                for l in 0..<plane { row[l] += shift }
+                            }
+                        }
+                    }
+                } else {
+                    let product = col + k * columns
+                    im2col(input + n0 * inPlane, col, geometry: g.chunk(count))
+                    parallelGemm(transA: false, transB: false, m: outChannels, n: columns, k: k, alpha: 1,
+                                 a: weight, lda: k, b: col, ldb: columns, beta: 0, c: product, ldc: columns)
+                    swapLeadingAxes(product, output + n0 * outChannels * plane, outer: outChannels, middle: count,
+                                    inner: plane, bias: bias)
+                }
+            }
+        }
+    }
+
+    public static func convolutionGradInput(_ gradOutput: UnsafePointer<Self>, weight: UnsafePointer<Self>,
+                                            _ gradInput: UnsafeMutablePointer<Self>, outChannels: Int,
+                                            geometry g: ConvolutionGeometry) {
+        let images = g.imagesPerChunk(threads: Parallel.threads)
+        let chunks = (g.batch + images - 1) / images
+        let (k, plane) = (g.columnRows, g.outputPlane)
+        let inPlane = g.channels * g.height * g.width
+        let perImage = plane >= 256
+        Parallel.forEachWorker(chunks) { chunk, _ in
+            let n0 = chunk * images, count = Swift.min(images, g.batch - n0)
+            let columns = count * plane
+            BufferPool.withScratch(Self.self, count: (k + (perImage ? 0 : outChannels)) * columns) { dcol in
+                let dx = gradInput + n0 * inPlane
+                dx.update(repeating: 0, count: count * inPlane)
+                if perImage {
+                    for n in n0..<(n0 + count) {
+                        parallelGemm(transA: true, transB: false, m: k, n: plane, k: outChannels, alpha: 1,
+                                     a: weight, lda: k, b: gradOutput + n * outChannels * plane, ldb: plane,
+                                     beta: 0, c: dcol, ldc: plane)
+                        col2im(dcol, gradInput + n * inPlane, geometry: g.chunk(1))
+                    }
+                } else {
+                    let gy = dcol + k * columns
+                    swapLeadingAxes(gradOutput + n0 * outChannels * plane, gy, outer: count, middle: outChannels,
+                                    inner: plane, bias: nil)
+                    parallelGemm(transA: true, transB: false, m: k, n: columns, k: outChannels, alpha: 1,
+                                 a: weight, lda: k, b: gy, ldb: columns, beta: 0, c: dcol, ldc: columns)
+                    col2im(dcol, dx, geometry: g.chunk(count))
+                }
+            }
+        }
+    }
+
+    public static func convolutionGradWeight(_ gradOutput: UnsafePointer<Self>, input: UnsafePointer<Self>,
+                                             _ gradWeight: UnsafeMutablePointer<Self>, outChannels: Int,
+                                             geometry g: ConvolutionGeometry) {
+        let images = g.imagesPerChunk(threads: Parallel.threads)
+        let chunks = (g.batch + images - 1) / images
+        let (k, plane) = (g.columnRows, g.outputPlane)
+        let inPlane = g.channels * g.height * g.width
+        let weightCount = outChannels * k
+        let perImage = plane >= 256
+        let slots = Parallel.workerSlots
+        let partials = UnsafeMutablePointer<BufferPool.Block?>.allocate(capacity: slots)
+        partials.initialize(repeating: nil, count: slots)
+        defer { partials.deallocate() }
+        Parallel.forEachWorker(chunks) { chunk, worker in
+            let n0 = chunk * images, count = Swift.min(images, g.batch - n0)
+            let columns = count * plane
+            // Worker 0 accumulates straight into the result, the others into blocks summed at the end.
+            var beta: Self = 1
+            if partials[worker] == nil {
+                partials[worker] = worker == 0
+                    ? BufferPool.Block(pointer: UnsafeMutableRawPointer(gradWeight), bytes: 0)
+                    : BufferPool.take(bytes: weightCount * MemoryLayout<Self>.stride)
+                beta = 0
+            }
+            let dw = partials[worker]!.typed(Self.self)
+            BufferPool.withScratch(Self.self, count: (k + (perImage ? 0 : outChannels)) * columns) { col in
+                if perImage {
+                    for n in n0..<(n0 + count) {
+                        im2col(input + n * inPlane, col, geometry: g.chunk(1))
+                        parallelGemm(transA: false, transB: true, m: outChannels, n: k, k: plane, alpha: 1,
+                                     a: gradOutput + n * outChannels * plane, lda: plane, b: col, ldb: plane,
+                                     beta: beta, c: dw, ldc: k)
+                        beta = 1
+                    }
+                } else {
+                    let gy = col + k * columns
+                    im2col(input + n0 * inPlane, col, geometry: g.chunk(count))
+                    swapLeadingAxes(gradOutput + n0 * outChannels * plane, gy, outer: count, middle: outChannels,
+                                    inner: plane, bias: nil)
+                    parallelGemm(transA: false, transB: true, m: outChannels, n: k, k: columns, alpha: 1,
+                                 a: gy, lda: columns, b: col, ldb: columns, beta: beta, c: dw, ldc: k)
+                }
+            }
+        }
+        if partials[0] == nil { gradWeight.update(repeating: 0, count: weightCount) }
+        for slot in 1..<slots {
+            guard let block = partials[slot] else { continue }
+            accumulate(block.typed(Self.self), into: gradWeight, count: weightCount)
+            BufferPool.give(block)
+        }
+    }
+}
+
+extension TensorScalar {
+    public static func channelSums(_ x: UnsafePointer<Self>, _ sums: UnsafeMutablePointer<Self>, batch: Int,
+                                   channels: Int, plane: Int) {
+        Parallel.forRanges(channels, minimumPerThread: Swift.max(1, (1 << 15) / Swift.max(1, batch * plane))) {
+            range in
+            for c in range {
+                var total: Self = 0
+                // Eight partial sums per plane (a single running sum cannot be vectorised).
+                for n in 0..<batch {
+                    let p = x + (n * channels + c) * plane
+                    var lanes = Lanes()
+                    var l = 0
+                    while l + 8 <= plane {
+                        lanes += load8(p + l)
+                        l += 8
+                    }
+                    var s = lanes.sum()
+                    while l < plane { s += p[l]; l += 1 }
+                    total += s
+                }
+                sums[c] = total
             }
         }
     }

@@ -32,8 +32,19 @@ public enum ReduceOp { case sum, max }
 extension TensorScalar {
     public static func map(_ op: UnaryOp<Self>, _ x: UnsafeBufferPointer<Self>,
                            _ out: UnsafeMutableBufferPointer<Self>) {
-        let n = x.count
-        guard n > 0, let xp = x.baseAddress, let o = out.baseAddress else { return }
+        mapGeneric(op, x, out)
+    }
+
+    static func mapGeneric(_ op: UnaryOp<Self>, _ x: UnsafeBufferPointer<Self>,
+                           _ out: UnsafeMutableBufferPointer<Self>) {
+        guard x.count > 0, let base = x.baseAddress, let outBase = out.baseAddress else { return }
+        Parallel.forRanges(x.count, minimumPerThread: 1 << 15) { range in
+            mapRange(op, base + range.lowerBound, outBase + range.lowerBound, range.count)
+        }
+    }
+
+    private static func mapRange(_ op: UnaryOp<Self>, _ xp: UnsafePointer<Self>, _ o: UnsafeMutablePointer<Self>,
+                                 _ n: Int) {
         switch op {
         case .neg: for i in 0..<n { o[i] = -xp[i] }
         case .exp: for i in 0..<n { o[i] = Self.exp(xp[i]) }
@@ -53,10 +64,49 @@ extension TensorScalar {
         }
     }
 
+    public static func accumulate(_ src: UnsafePointer<Self>, into dst: UnsafeMutablePointer<Self>, count: Int) {
+        Parallel.forRanges(count, minimumPerThread: 1 << 15) { range in
+            let (start, end) = (range.lowerBound, range.upperBound)
+            var i = start
+            while i + 8 <= end {
+                store8(load8(dst + i) + load8(src + i), dst + i)
+                i += 8
+            }
+            while i < end { dst[i] += src[i]; i += 1 }
+        }
+    }
+
+    public static func gather(_ src: UnsafePointer<Self>, _ indices: UnsafePointer<Int32>,
+                              _ dst: UnsafeMutablePointer<Self>, count: Int) {
+        Parallel.forRanges(count, minimumPerThread: 1 << 15) { range in
+            for i in range { dst[i] = src[Int(indices[i])] }
+        }
+    }
+
+    public static func scatterAdd(_ src: UnsafePointer<Self>, _ indices: UnsafePointer<Int32>,
+                                  _ dst: UnsafeMutablePointer<Self>, count: Int) {
+        for i in 0..<count { dst[Int(indices[i])] += src[i] }
+    }
+
+    public static func reluBackward(_ g: UnsafePointer<Self>, _ y: UnsafePointer<Self>,
+                                    _ dx: UnsafeMutablePointer<Self>, count: Int) {
+        Parallel.forRanges(count, minimumPerThread: 1 << 15) { range in
+            for i in range { dx[i] = y[i] > 0 ? g[i] : 0 }
+        }
+    }
+
     public static func zip(_ op: BinaryOp, _ a: UnsafePointer<Self>, _ aStrides: [Int], _ b: UnsafePointer<Self>,
                            _ bStrides: [Int], _ out: UnsafeMutablePointer<Self>, shape: [Int]) {
         let count = shape.reduce(1, *)
         guard count > 0 else { return }
+        // Both operands contiguous over the whole shape: one flat loop, split over threads when large.
+        let contiguous = ShapeMath.strides(shape)
+        if aStrides == contiguous && bStrides == contiguous {
+            Parallel.forRanges(count, minimumPerThread: 1 << 15) { range in
+                zipFlat(op, a + range.lowerBound, b + range.lowerBound, out + range.lowerBound, range.count)
+            }
+            return
+        }
         // Iterate the outer axes with an odometer; the innermost axis is a tight strided loop.
         let rank = shape.count
         let inner = rank == 0 ? 1 : shape[rank - 1]
@@ -93,6 +143,23 @@ extension TensorScalar {
                 axis -= 1
             }
             if axis < 0 { break }
+        }
+    }
+
+    private static func zipFlat(_ op: BinaryOp, _ pa: UnsafePointer<Self>, _ pb: UnsafePointer<Self>,
+                                _ po: UnsafeMutablePointer<Self>, _ n: Int) {
+        switch op {
+        case .add: for i in 0..<n { po[i] = pa[i] + pb[i] }
+        case .sub: for i in 0..<n { po[i] = pa[i] - pb[i] }
+        case .mul: for i in 0..<n { po[i] = pa[i] * pb[i] }
+        case .div: for i in 0..<n { po[i] = pa[i] / pb[i] }
+        case .maximum: for i in 0..<n { po[i] = Swift.max(pa[i], pb[i]) }
+        case .minimum: for i in 0..<n { po[i] = Swift.min(pa[i], pb[i]) }
+        case .maximumShare:
+            for i in 0..<n {
+                let x = pa[i], y = pb[i]
+                po[i] = x > y ? 1 : (x == y ? 0.5 : 0)
+            }
         }
     }
 

@@ -35,12 +35,16 @@ public final class LiftingConv2d: Module {
     /// The filters of the equivalent plain convolution: (out * |G|, in, k, k), channel index `o * |G| + g`.
     public func expandedFilters() -> (weight: Tensor<Float>, bias: Tensor<Float>?) {
         cache.filters(isTraining: isTraining, versions: [weight.version, bias?.version ?? -1]) {
-            let w = weight.value
-            let stacked = Tensor.stacked(group.elements.map { group.transformPlanes(w, by: $0) }, axis: 1)
-            let expanded = try! stacked.rearranged("o g i h w -> (o g) i h w")
-            return (expanded, bias.map { try! $0.value.repeated("o -> (o g)", ["g": group.order]) })
+            let maps = expansion.maps(weight: weight.shape, bias: bias?.shape) { w in
+                let stacked = Tensor.stacked(group.elements.map { group.transformPlanes(w, by: $0) }, axis: 1)
+                return try! stacked.rearranged("o g i h w -> (o g) i h w")
+            } bias: { b in
+                try! b.repeated("o -> (o g)", ["g": group.order])
+            }
+            return maps.apply(weight: weight.value, bias: bias?.value)
         }
     }
+    private var expansion = FilterExpansion()
 
     override public func modeDidChange() { cache.clear() }
 
@@ -48,7 +52,7 @@ public final class LiftingConv2d: Module {
         try checkImageInput(input, channels: inChannels, kernel: kernelSize, padding: padding,
                             layer: "LiftingConv2d(\(inChannels), \(outChannels))")
         let (w, b) = expandedFilters()
-        let y = input.conv2d(weight: w, bias: b, padding: (padding, padding))
+        let y = input.conv2d(weight: w, bias: b, padding: (padding, padding), algorithm: .fastest)
         return try! y.rearranged("n (o g) h w -> n o g h w", ["g": group.order])
     }
 }
@@ -88,12 +92,16 @@ public final class GroupConv2d: Module {
     /// The filters of the equivalent plain convolution: (out * |G|, in * |G|, k, k).
     public func expandedFilters() -> (weight: Tensor<Float>, bias: Tensor<Float>?) {
         cache.filters(isTraining: isTraining, versions: [weight.version, bias?.version ?? -1]) {
-            let w = weight.value
-            let stacked = Tensor.stacked(group.elements.map { group.act($0, onFeatureMap: w) }, axis: 1)
-            let expanded = try! stacked.rearranged("o g i h kh kw -> (o g) (i h) kh kw")
-            return (expanded, bias.map { try! $0.value.repeated("o -> (o g)", ["g": group.order]) })
+            let maps = expansion.maps(weight: weight.shape, bias: bias?.shape) { w in
+                let stacked = Tensor.stacked(group.elements.map { group.act($0, onFeatureMap: w) }, axis: 1)
+                return try! stacked.rearranged("o g i h kh kw -> (o g) (i h) kh kw")
+            } bias: { b in
+                try! b.repeated("o -> (o g)", ["g": group.order])
+            }
+            return maps.apply(weight: weight.value, bias: bias?.value)
         }
     }
+    private var expansion = FilterExpansion()
 
     override public func modeDidChange() { cache.clear() }
 
@@ -105,7 +113,7 @@ public final class GroupConv2d: Module {
         }
         let (w, b) = expandedFilters()
         let flat = try! input.rearranged("n i g h w -> n (i g) h w")
-        let y = flat.conv2d(weight: w, bias: b, padding: (padding, padding))
+        let y = flat.conv2d(weight: w, bias: b, padding: (padding, padding), algorithm: .fastest)
         return try! y.rearranged("n (o g) h w -> n o g h w", ["g": group.order])
     }
 }
@@ -123,8 +131,12 @@ public final class GroupPooling: Module {
             throw ShapeError(layer: "GroupPooling(\(group))", expected: "(N, C, \(group.order), S, S)",
                              given: input.shape)
         }
-        let transformed = group.elements.map { group.transformPlanes(input, by: $0) }
-        return Tensor.concatenated(transformed, axis: 2).mean(axes: [2])
+        // The mean over the concatenation of the |G| transformed maps along the group axis equals the mean over the
+        // group axis first, then the mean of the |G| transforms of that image: the same result, |G| times less
+        // data through the transforms.
+        let planeMean = input.mean(axes: [2])
+        let transformed = group.elements.map { group.transformPlanes(planeMean, by: $0) }
+        return transformed.dropFirst().reduce(transformed[0], +) * (1 / Float(group.order))
     }
 }
 
@@ -167,6 +179,55 @@ public final class IsotropicConv2d: Module {
         try checkImageInput(input, channels: inChannels, kernel: 3, padding: padding,
                             layer: "IsotropicConv2d(\(inChannels), \(outChannels))")
         return input.conv2d(weight: expandedFilter(), bias: bias?.value, padding: (padding, padding))
+    }
+}
+
+// MARK: - Filter expansion
+
+/// The expansion of a layer's parameters into the filters of its plain convolution, as one gather per tensor.
+///
+/// The expansion (rotations, permutations of the group axis, stacking) only moves and copies elements, so it is
+/// fixed by where each element comes from. That map is found once, by running the expansion on a tensor holding
+/// the element indices, and every later expansion is a single gather whose gradient is the matching scatter-add:
+/// the same values and gradients as the chain of ops, without its copies and tape entries.
+struct FilterExpansion {
+    private var weightShape: [Int] = []
+    private var biasShape: [Int]?
+    private var weightMap: (indices: [Int32], shape: [Int])?
+    private var biasMap: (indices: [Int32], shape: [Int])?
+
+    struct Maps {
+        let weight: (indices: [Int32], shape: [Int])
+        let bias: (indices: [Int32], shape: [Int])?
+
+        func apply(weight w: Tensor<Float>, bias b: Tensor<Float>?) -> (weight: Tensor<Float>, bias: Tensor<Float>?) {
+            let expanded = w.gathered(weight.indices, shape: weight.shape)
+            guard let b, let bias else { return (expanded, nil) }
+            return (expanded, b.gathered(bias.indices, shape: bias.shape))
+        }
+    }
+
+    /// The maps for parameters of these shapes, computed on first use by `weight` and `bias`, the expansion itself.
+    mutating func maps(weight shape: [Int], bias: [Int]?, _ expandWeight: (Tensor<Double>) -> Tensor<Double>,
+                       bias expandBias: (Tensor<Double>) -> Tensor<Double>) -> Maps {
+        if let weightMap, weightShape == shape, biasShape == bias {
+            return Maps(weight: weightMap, bias: biasMap)
+        }
+        func indexMap(_ shape: [Int], _ expand: (Tensor<Double>) -> Tensor<Double>)
+            -> (indices: [Int32], shape: [Int]) {
+            let count = shape.reduce(1, *)
+            precondition(count <= Int(Int32.max), "FilterExpansion: \(count) elements are too many to index")
+            let positions = Tensor<Double>(shape: shape, scalars: (0..<count).map(Double.init))
+            let expanded = withoutGradients { expand(positions) }
+            return (expanded.scalars.map { Int32($0) }, expanded.shape)
+        }
+        let w = indexMap(shape, expandWeight)
+        let b = bias.map { indexMap($0, expandBias) }
+        weightShape = shape
+        biasShape = bias
+        weightMap = w
+        biasMap = b
+        return Maps(weight: w, bias: b)
     }
 }
 

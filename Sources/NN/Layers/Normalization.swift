@@ -4,8 +4,9 @@ import Autograd
 /// on group feature maps (N, C, |G|, H, W), with statistics shared over the group axis, which keeps equivariance.
 ///
 /// Training mode normalises with the batch's mean and biased variance and updates the running statistics
-/// (momentum 0.1, unbiased variance); evaluation mode uses the running statistics. Parameters `weight` (gamma) and
-/// `bias` (beta) of shape (C); buffers `running_mean`, `running_var`.
+/// (momentum 0.1, unbiased variance), or averages them over all batches since `resetRunningStatistics` while
+/// `cumulativeAverage` is on (PyTorch's momentum=None); evaluation mode uses the running statistics. Parameters
+/// `weight` (gamma) and `bias` (beta) of shape (C); buffers `running_mean`, `running_var`.
 public final class BatchNorm: Module {
     public let channels: Int
     public let epsilon: Float
@@ -14,6 +15,11 @@ public final class BatchNorm: Module {
     public let bias: Parameter
     public let runningMean: Buffer
     public let runningVariance: Buffer
+    /// When true, training-mode batches update the running statistics as a plain average of all batches since the
+    /// last `resetRunningStatistics()` instead of the exponential average with `momentum`.
+    public var cumulativeAverage = false
+    /// Batches averaged since the last reset (for `cumulativeAverage`).
+    private var averagedBatches = 0
 
     public init(_ channels: Int, epsilon: Float = 1e-5, momentum: Float = 0.1) {
         self.channels = channels
@@ -30,8 +36,12 @@ public final class BatchNorm: Module {
         [("running_mean", runningMean), ("running_var", runningVariance)]
     }
 
-    /// (C) reshaped to broadcast against an input of rank `rank` along axis 1.
-    private func channelShape(_ rank: Int) -> [Int] { [1, channels] + Array(repeating: 1, count: rank - 2) }
+    /// Running mean 0 and variance 1, as at initialisation; the cumulative average starts again.
+    public func resetRunningStatistics() {
+        runningMean.value = Tensor(zeros: [channels])
+        runningVariance.value = Tensor(repeating: 1, shape: [channels])
+        averagedBatches = 0
+    }
 
     /// Scale and shift that evaluation mode applies: y = x * scale + shift, per channel.
     public func evaluationAffine() -> (scale: [Float], shift: [Float]) {
@@ -45,26 +55,183 @@ public final class BatchNorm: Module {
         guard input.rank >= 2, input.shape[1] == channels else {
             throw ShapeError(layer: "BatchNorm(\(channels))", expected: "(N, \(channels), ...)", given: input.shape)
         }
-        let shape = channelShape(input.rank)
-        guard isTraining else {
-            let (scale, shift) = evaluationAffine()
-            return input * Tensor(shape: shape, scalars: scale) + Tensor(shape: shape, scalars: shift)
+        return isTraining ? normaliseWithBatchStatistics(input) : normaliseWithRunningStatistics(input)
+    }
+
+    // MARK: Fused kernels
+    //
+    // Both modes are single ops with hand-written gradients: the input is seen as (N, C, inner) with the channel's
+    // elements in N contiguous runs of `inner`, and every per-channel sum is accumulated in Double.
+
+    /// Training mode: y = xhat * gamma + beta with xhat = (x - mean) / sqrt(var + eps), mean and biased variance over
+    /// every axis but 1. With m elements per channel, the gradients are
+    /// dbeta = sum(dy), dgamma = sum(dy * xhat), dx = gamma / sqrt(var + eps) * (dy - dbeta / m - xhat * dgamma / m).
+    private func normaliseWithBatchStatistics(_ input: Tensor<Float>) -> Tensor<Float> {
+        let channels = self.channels
+        let (outer, inner) = (input.shape[0], input.count / max(input.shape[0] * channels, 1))
+        let m = outer * inner
+        var mean = [Double](repeating: 0, count: channels), variance = mean
+        var normalised = [Float](repeating: 0, count: input.count)
+        var inverseDeviation = [Float](repeating: 0, count: channels)
+        input.scalars.withUnsafeBufferPointer { x in
+            normalised.withUnsafeMutableBufferPointer { xhat in
+                for c in 0..<channels {
+                    var sum = 0.0
+                    for n in 0..<outer {
+                        let base = (n * channels + c) * inner
+                        for i in base ..< base + inner { sum += Double(x[i]) }
+                    }
+                    let mu = sum / Double(max(m, 1))
+                    var squares = 0.0
+                    for n in 0..<outer {
+                        let base = (n * channels + c) * inner
+                        for i in base ..< base + inner {
+                            let d = Double(x[i]) - mu
+                            squares += d * d
+                        }
+                    }
+                    mean[c] = mu
+                    variance[c] = squares / Double(max(m, 1))
+                    let inverse = Float(1 / (variance[c] + Double(epsilon)).squareRoot())
+                    inverseDeviation[c] = inverse
+                    let muFloat = Float(mu)
+                    for n in 0..<outer {
+                        let base = (n * channels + c) * inner
+                        for i in base ..< base + inner { xhat[i] = (x[i] - muFloat) * inverse }
+                    }
+                }
+            }
         }
-        let gamma = weight.value.reshaped(shape), beta = bias.value.reshaped(shape)
-        let axes = [0] + Array(2..<input.rank)
-        let count = input.count / channels
-        let mean = input.mean(axes: axes, keepingDimensions: true)
-        let centred = input - mean
-        let variance = (centred * centred).mean(axes: axes, keepingDimensions: true)
-        let normalised = centred / (variance + epsilon).sqrt()
-        // Running statistics (no gradient).
-        let m = momentum, correction = Float(count) / Float(max(count - 1, 1))
-        let batchMean = mean.scalars, batchVariance = variance.scalars
+        // Running statistics (no gradient): momentum (or 1 / batches for the cumulative average), unbiased variance.
+        averagedBatches += 1
+        let momentum = cumulativeAverage ? 1 / Double(averagedBatches) : Double(self.momentum)
+        let correction = Double(m) / Double(max(m - 1, 1))
+        let oldMean = runningMean.value.scalars, oldVariance = runningVariance.value.scalars
         runningMean.value = Tensor(shape: [channels], scalars: (0..<channels).map {
-            (1 - m) * runningMean.value.scalars[$0] + m * batchMean[$0] })
+            Float((1 - momentum) * Double(oldMean[$0]) + momentum * mean[$0]) })
         runningVariance.value = Tensor(shape: [channels], scalars: (0..<channels).map {
-            (1 - m) * runningVariance.value.scalars[$0] + m * batchVariance[$0] * correction })
-        return normalised * gamma + beta
+            Float((1 - momentum) * Double(oldVariance[$0]) + momentum * variance[$0] * correction) })
+
+        let gamma = weight.value, beta = bias.value
+        let output = affine(normalised, shape: input.shape, scale: gamma.scalars, shift: beta.scalars)
+        return Tensor.record(output, inputs: [input, gamma, beta]) { upstream in
+            var dgamma = [Double](repeating: 0, count: channels), dbeta = dgamma
+            var dx = [Float](repeating: 0, count: upstream.count)
+            upstream.scalars.withUnsafeBufferPointer { dy in
+                normalised.withUnsafeBufferPointer { xhat in
+                    dx.withUnsafeMutableBufferPointer { dx in
+                        for c in 0..<channels {
+                            var sumDy = 0.0, sumDyXhat = 0.0
+                            for n in 0..<outer {
+                                let base = (n * channels + c) * inner
+                                for i in base ..< base + inner {
+                                    sumDy += Double(dy[i])
+                                    sumDyXhat += Double(dy[i]) * Double(xhat[i])
+                                }
+                            }
+                            dbeta[c] = sumDy
+                            dgamma[c] = sumDyXhat
+                            let scale = gamma.scalars[c] * inverseDeviation[c]
+                            let meanDy = Float(sumDy / Double(max(m, 1)))
+                            let meanDyXhat = Float(sumDyXhat / Double(max(m, 1)))
+                            for n in 0..<outer {
+                                let base = (n * channels + c) * inner
+                                for i in base ..< base + inner {
+                                    dx[i] = scale * (dy[i] - meanDy - xhat[i] * meanDyXhat)
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            return [Tensor(shape: upstream.shape, scalars: dx),
+                    Tensor(shape: [channels], scalars: dgamma.map { Float($0) }),
+                    Tensor(shape: [channels], scalars: dbeta.map { Float($0) })]
+        }
+    }
+
+    /// Evaluation mode: y = x * scale + shift per channel, scale = gamma / sqrt(running var + eps), shift = beta -
+    /// running mean * scale. Gradients: dx = dy * scale, dgamma = sum(dy * (x - running mean)) / sqrt(running var +
+    /// eps), dbeta = sum(dy).
+    private func normaliseWithRunningStatistics(_ input: Tensor<Float>) -> Tensor<Float> {
+        let channels = self.channels, epsilon = self.epsilon
+        let (scale, shift) = evaluationAffine()
+        let output = affine(input.scalars, shape: input.shape, scale: scale, shift: shift)
+        let (outer, inner) = (input.shape[0], input.count / max(input.shape[0] * channels, 1))
+        let mean = runningMean.value.scalars, variance = runningVariance.value.scalars
+        return Tensor.record(output, inputs: [input, weight.value, bias.value]) { upstream in
+            var dgamma = [Double](repeating: 0, count: channels), dbeta = dgamma
+            var dx = [Float](repeating: 0, count: upstream.count)
+            upstream.scalars.withUnsafeBufferPointer { dy in
+                input.scalars.withUnsafeBufferPointer { x in
+                    for c in 0..<channels {
+                        let inverse = 1 / (variance[c] + epsilon).squareRoot()
+                        var sumDy = 0.0, sumDyXhat = 0.0
+                        for n in 0..<outer {
+                            let base = (n * channels + c) * inner
+                            for i in base ..< base + inner {
+                                sumDy += Double(dy[i])
+                                sumDyXhat += Double(dy[i]) * Double((x[i] - mean[c]) * inverse)
+                                dx[i] = dy[i] * scale[c]
+                            }
+                        }
+                        dbeta[c] = sumDy
+                        dgamma[c] = sumDyXhat
+                    }
+                }
+            }
+            return [Tensor(shape: upstream.shape, scalars: dx),
+                    Tensor(shape: [channels], scalars: dgamma.map { Float($0) }),
+                    Tensor(shape: [channels], scalars: dbeta.map { Float($0) })]
+        }
+    }
+
+    /// values * scale[c] + shift[c] for the channel c of each element, as a new tensor of `shape`.
+    private func affine(_ values: [Float], shape: [Int], scale: [Float], shift: [Float]) -> Tensor<Float> {
+        let channels = self.channels
+        let outer = shape[0], inner = values.count / max(shape[0] * channels, 1)
+        return Tensor(shape: shape) { out in
+            values.withUnsafeBufferPointer { v in
+                for n in 0..<outer {
+                    for c in 0..<channels {
+                        let base = (n * channels + c) * inner
+                        let a = scale[c], b = shift[c]
+                        for i in base ..< base + inner { out[i] = v[i] * a + b }
+                    }
+                }
+            }
+        }
+    }
+}
+
+// MARK: - Recalibration
+
+extension Module {
+    /// Recomputes the running statistics of every batch norm in the tree from `batches`, with the parameters as
+    /// they are: each batch norm's statistics become the average over the batches of its batch means and unbiased
+    /// variances. Dropout is off meanwhile, nothing is recorded, and the tree's mode is restored afterwards.
+    ///
+    /// Running statistics accumulated during training average over parameters that kept changing; with a high
+    /// learning rate they can lag far behind the current ones, and evaluation suffers. Recalibrating after (or
+    /// during) training removes that lag.
+    public func recalibrateBatchNorm<Batches: Sequence>(_ batches: Batches) throws
+        where Batches.Element == Tensor<Float> {
+        let norms = namedModules.compactMap { $0.module as? BatchNorm }
+        guard !norms.isEmpty else { return }
+        let wasTraining = isTraining
+        setTraining(true)
+        for (_, module) in namedModules where module is Dropout { module.setTraining(false) }
+        for norm in norms {
+            norm.resetRunningStatistics()
+            norm.cumulativeAverage = true
+        }
+        defer {
+            for norm in norms { norm.cumulativeAverage = false }
+            setTraining(wasTraining)
+        }
+        try withoutGradients {
+            for batch in batches { _ = try forward(batch) }
+        }
     }
 }
 

@@ -32,6 +32,12 @@ struct MomentBuffers {
         return [Float](repeating: 0, count: count)
     }
 
+    /// Takes the buffer out of the dictionary (zeros when absent), so that updating it does not copy it; put it
+    /// back with `buffers[key] = ...`.
+    mutating func takeBuffer(_ key: String, count: Int) -> [Float] {
+        buffers.removeValue(forKey: key) ?? [Float](repeating: 0, count: count)
+    }
+
     func tensors(_ parameters: [(name: String, parameter: Parameter)], kinds: [String]) -> [String: Tensor<Float>] {
         var result: [String: Tensor<Float>] = [:]
         for kind in kinds {
@@ -93,22 +99,54 @@ public final class AdamW: Optimizer {
         let decay = Float(1 - learningRate * weightDecay)
         let b1 = Float(beta1), b2 = Float(beta2), eps = Float(epsilon)
         let oneMinusB1 = Float(1 - beta1), oneMinusB2 = Float(1 - beta2)
+        _ = b1
         for (name, parameter) in parameters {
             guard let grad = parameter.grad?.scalars else { continue }
             let count = grad.count
-            var m = moments.buffer("exp_avg.\(name)", count: count)
-            var v = moments.buffer("exp_avg_sq.\(name)", count: count)
+            // Taken out of the dictionary while updated, so the in-place update does not copy them.
+            var m = moments.takeBuffer("exp_avg.\(name)", count: count)
+            var v = moments.takeBuffer("exp_avg_sq.\(name)", count: count)
             parameter.update { p in
-                for i in 0..<count {
-                    let g = grad[i]
-                    p[i] *= decay
-                    m[i] += (g - m[i]) * oneMinusB1
-                    v[i] = v[i] * b2 + oneMinusB2 * g * g
-                    let denominator = v[i].squareRoot() / correction2Root + eps
-                    p[i] -= stepSize * (m[i] / denominator)
+                grad.withUnsafeBufferPointer { gp in
+                    m.withUnsafeMutableBufferPointer { mp in
+                        v.withUnsafeMutableBufferPointer { vp in
+                            guard let p = p.baseAddress, let g = gp.baseAddress, let m = mp.baseAddress,
+                                  let v = vp.baseAddress else { return }
+                            Parallel.forRanges(count, minimumPerThread: 1 << 16) { range in
+                                // Eight at a time, then the tail; the same operations in the same order either way.
+                                typealias V = SIMD8<Float>
+                                @inline(__always) func load(_ q: UnsafeMutablePointer<Float>) -> V {
+                                    UnsafeRawPointer(q).loadUnaligned(as: V.self)
+                                }
+                                @inline(__always) func store(_ x: V, _ q: UnsafeMutablePointer<Float>) {
+                                    UnsafeMutableRawPointer(q).storeBytes(of: x, as: V.self)
+                                }
+                                var i = range.lowerBound
+                                while i + 8 <= range.upperBound {
+                                    let gi = UnsafeRawPointer(g + i).loadUnaligned(as: V.self)
+                                    let pi = load(p + i) * decay
+                                    let mi = load(m + i) + (gi - load(m + i)) * oneMinusB1
+                                    let vi = load(v + i) * b2 + oneMinusB2 * gi * gi
+                                    store(mi, m + i)
+                                    store(vi, v + i)
+                                    store(pi - stepSize * (mi / (vi.squareRoot() / correction2Root + eps)), p + i)
+                                    i += 8
+                                }
+                                while i < range.upperBound {
+                                    let gi = g[i]
+                                    let pi = p[i] * decay
+                                    let mi = m[i] + (gi - m[i]) * oneMinusB1
+                                    let vi = v[i] * b2 + oneMinusB2 * gi * gi
+                                    m[i] = mi
+                                    v[i] = vi
+                                    p[i] = pi - stepSize * (mi / (vi.squareRoot() / correction2Root + eps))
+                                    i += 1
+                                }
+                            }
+                        }
+                    }
                 }
             }
-            _ = b1
             moments.buffers["exp_avg.\(name)"] = m
             moments.buffers["exp_avg_sq.\(name)"] = v
         }

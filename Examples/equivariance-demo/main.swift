@@ -1,0 +1,395 @@
+import Autograd
+import Foundation
+import Models
+import NN
+import Train
+
+// A walk through the ideas of group-equivariant convolution, with a picture for each step.
+//
+//   1. a plain 3x3 filter psi: rotating the image and then filtering, psi(g x), differs from filtering and then
+//      rotating, g psi(x);
+//   2. an isotropic filter (centre and ring weights only) commutes with rotations;
+//   3. the lifting convolution maps an image to four planes, one per rotated copy of the filter; rotating the image
+//      rotates every plane and shifts the planes cyclically;
+//   4. the group convolution maps such four-plane maps to four-plane maps with the same property;
+//   5. group pooling at the end makes the C4CNN's prediction invariant, where the plain CNN's is not;
+//   6-8. the same for p4m: rotations and reflections, eight planes.
+//
+// Every check prints "Equivariant" / "Not equivariant" (or "Invariant" / "Not invariant") and its worst relative
+// error over all group elements; every figure is a PNG in the output directory.
+
+// MARK: - Options
+
+struct DemoOptions {
+    var output = "figures"
+    var dataDirectory = "data"
+    var imageIndex = 0
+    var seed: UInt64 = 0
+    var c4cnnWeights: String?
+    var d4cnnWeights: String?
+    var cnnWeights: String?
+
+    static let usage = """
+    USAGE: equivariance-demo [options]
+
+    Walks through equivariance to rotations (p4) and to rotations and reflections (p4m): a plain filter, an
+    isotropic filter, the lifting convolution, the group convolution and the invariance of the C4CNN and D4CNN.
+    Prints every check and writes one PNG figure per step.
+
+    OPTIONS:
+      --out DIR               where the PNG figures go (default figures/)
+      --data-dir DIR          data directory; a rot-digits test digit is used when DIR/rot-digits exists or can be
+                              built, else a synthetic image (default ./data)
+      --image N               which test digit (default 0)
+      --seed N                seed of the random filters and models (default 0)
+      --c4cnn-weights FILE    trained C4CNN parameters (state dict or checkpoint) for the invariance figure
+      --d4cnn-weights FILE    trained D4CNN parameters for the p4m invariance figure
+      --cnn-weights FILE      trained CNN parameters for the comparison
+      -h, --help              show this help
+    """
+
+    static func parse(_ arguments: [String]) -> DemoOptions {
+        var options = DemoOptions()
+        var rest = arguments[...]
+        func value(_ flag: String) -> String {
+            guard let v = rest.popFirst() else { usageFailure("\(flag) needs a value") }
+            return v
+        }
+        func number(_ flag: String) -> Int {
+            let text = value(flag)
+            guard let n = Int(text), n >= 0 else { usageFailure("\(flag): '\(text)' is not a whole number >= 0") }
+            return n
+        }
+        while let flag = rest.popFirst() {
+            switch flag {
+            case "--out": options.output = value(flag)
+            case "--data-dir": options.dataDirectory = value(flag)
+            case "--image": options.imageIndex = number(flag)
+            case "--seed": options.seed = UInt64(number(flag))
+            case "--c4cnn-weights": options.c4cnnWeights = value(flag)
+            case "--d4cnn-weights": options.d4cnnWeights = value(flag)
+            case "--cnn-weights": options.cnnWeights = value(flag)
+            case "-h", "--help":
+                print(usage)
+                exit(0)
+            default: usageFailure("unknown option '\(flag)'")
+            }
+        }
+        return options
+    }
+}
+
+func usageFailure(_ message: String) -> Never {
+    FileHandle.standardError.write(Data("error: \(message)\nRun with --help for the options.\n".utf8))
+    exit(2)
+}
+
+// MARK: - Helpers
+
+let side = 33
+
+/// The values of plane `index` along axis `axis` of `t`, flattened.
+func plane(_ t: Tensor<Float>, axis: Int, _ index: Int) -> [Float] {
+    t.sliced(axis: axis, index ..< index + 1).scalars
+}
+
+func largestMagnitude(_ tensors: Tensor<Float>...) -> Float {
+    tensors.flatMap(\.scalars).reduce(0) { max($0, abs($1)) }
+}
+
+/// How an element of C4 / D4 is written in captions: E, R, R2, R3, M, MR, MR2, MR3 (M: the mirror, applied first).
+func elementName(_ group: PlanarGroup, _ g: Int) -> String {
+    let (flip, rotation) = group.parts(g)
+    let r = rotation == 0 ? "" : (rotation == 1 ? "R" : "R\(rotation)")
+    let name = (flip == 1 ? "M" : "") + r
+    return name.isEmpty ? "E" : name
+}
+
+/// A note line for a report: green when it holds, red when not.
+func note(_ label: String, _ report: EquivarianceCheck.Report) -> (text: String, colour: RGB) {
+    (text: "\(label): \(report)", colour: report.holds() ? .good : .bad)
+}
+
+func report(_ number: Int, _ label: String, _ report: EquivarianceCheck.Report) {
+    print("[\(number)] \(label): \(report)")
+}
+
+func softmax(_ logits: Tensor<Float>) -> [[Float]] {
+    let probabilities = logits.logSoftmax(axis: 1).exp()
+    let classes = logits.shape[1]
+    return (0..<logits.shape[0]).map { Array(probabilities.scalars[($0 * classes)..<(($0 + 1) * classes)]) }
+}
+
+/// Loads trained parameters into `model` from a state dict or a training checkpoint; returns a description.
+func loadTrained(_ path: String, into model: Module) throws -> String {
+    let url = URL(fileURLWithPath: path)
+    let file = try SafetensorsFile(contentsOf: url)
+    let prefix = file.entries.keys.contains { $0.hasPrefix("model.") } ? "model." : ""
+    try model.load(stateDict: Module.tensors(in: file, prefix: prefix), source: url.lastPathComponent)
+    return "trained (\(url.lastPathComponent))"
+}
+
+/// Whether a parameter file holds batch-norm statistics, i.e. comes from a model of the strong recipe.
+func hasBatchNorm(_ path: String) -> Bool {
+    guard let file = try? SafetensorsFile(contentsOf: URL(fileURLWithPath: path)) else { return false }
+    return file.entries.keys.contains { $0.hasSuffix("running_mean") }
+}
+
+// MARK: - The input image
+
+/// A rot-digits test digit when the data set is at hand, else a synthetic shape with no rotational symmetry
+/// (an "F" of soft strokes).
+func inputImage(_ options: DemoOptions) -> (image: Tensor<Float>, description: String) {
+    let directory = URL(fileURLWithPath: options.dataDirectory)
+    let setDirectory = directory.appendingPathComponent(DatasetName.rotDigits.rawValue)
+    let source = directory.appendingPathComponent(DataCatalog.digitsSourceName)
+    if FileManager.default.fileExists(atPath: setDirectory.path) || FileManager.default.fileExists(atPath: source.path),
+       let data = try? DataCatalog(directory: directory).load(.rotDigits) {
+        let index = min(options.imageIndex, data.test.count - 1)
+        let pixels = Array(data.test.image(index))
+        return (Tensor(shape: [1, 1, data.test.height, data.test.width], scalars: pixels),
+                "rot-digits test image \(index) (label \(data.test.labels[index]))")
+    }
+    var pixels = [Float](repeating: 0, count: side * side)
+    func stroke(_ x0: Double, _ y0: Double, _ x1: Double, _ y1: Double) {
+        for y in 0..<side {
+            for x in 0..<side {
+                // Distance from the pixel to the segment, turned into a soft 2-pixel-wide line.
+                let dx = x1 - x0, dy = y1 - y0
+                let t = max(0, min(1, ((Double(x) - x0) * dx + (Double(y) - y0) * dy) / (dx * dx + dy * dy)))
+                let d = hypot(Double(x) - (x0 + t * dx), Double(y) - (y0 + t * dy))
+                pixels[y * side + x] = max(pixels[y * side + x], Float(max(0, min(1, 2.2 - d))))
+            }
+        }
+    }
+    stroke(11, 6, 11, 27)
+    stroke(11, 6, 23, 6)
+    stroke(11, 15, 20, 15)
+    return (Tensor(shape: [1, 1, side, side], scalars: pixels), "a synthetic 'F' (no rot-digits data found)")
+}
+
+// MARK: - The steps
+
+/// Steps 1 and 2: an image -> image filter, `psi(g x)` beside `g psi(x)`.
+func filterFigure(number: Int, title: String, label: String, filter: Tensor<Float>, layer: Module,
+                  x: Tensor<Float>) throws -> Figure {
+    let group = PlanarGroup.c4, g = 1
+    let check = try EquivarianceCheck.imageToImage(layer, input: x, group: group)
+    report(number, label, check)
+    let (left, right) = try withoutGradients { () throws -> (Tensor<Float>, Tensor<Float>) in
+        (try layer(group.transformPlanes(x, by: g)), group.transformPlanes(try layer(x), by: g))
+    }
+    let response = try withoutGradients { try layer(x) }
+    let scale = largestMagnitude(left, right)
+    let difference = left - right
+    let map = ColourMap.diverging(scale: scale)
+    let filterScale = largestMagnitude(filter)
+    let figure = Figure(
+        title: "\(number). \(title): ROTATE THEN FILTER VS FILTER THEN ROTATE (G = R, 90 DEGREES)",
+        rows: [
+            [.image("X", x.scalars, side: side, .gray(low: 0, high: 1)),
+             .image("G X", group.transformPlanes(x, by: g).scalars, side: side, .gray(low: 0, high: 1)),
+             Panel(caption: "FILTER PSI", content: .image(filter.scalars, height: 3, width: 3,
+                                                          .diverging(scale: filterScale))),
+             .image("PSI(X)", response.scalars, side: side, map)],
+            [.image("PSI(G X)", left.scalars, side: side, map),
+             .image("G PSI(X)", right.scalars, side: side, map),
+             .image("DIFFERENCE", difference.scalars, side: side, map),
+             .empty],
+        ],
+        notes: [note(label.uppercased(), check)])
+    return figure
+}
+
+/// Steps 3 and 6: the lifting convolution image -> group.
+func liftingFigure(number: Int, group: PlanarGroup, g: Int, x: Tensor<Float>, seed: UInt64) throws -> Figure {
+    var generator = SeededRandom(seed: seed &+ 3)
+    let lifting = LiftingConv2d(1, 1, kernelSize: 3, padding: 1, group: group, bias: false, generator: &generator)
+    let space = group.order == 4 ? "P4" : "P4M"
+    let check = try EquivarianceCheck.imageToGroup(lifting, input: x, group: group)
+    report(number, "lifting convolution, image -> \(space.lowercased())", check)
+    let gx = group.transformPlanes(x, by: g)
+    let (y, yOfGx, filters) = try withoutGradients { () throws -> (Tensor<Float>, Tensor<Float>, Tensor<Float>) in
+        (try lifting(x), try lifting(gx), lifting.expandedFilters().weight)
+    }
+    let gy = group.act(g, onFeatureMap: y)
+    // The planes moved as g moves them, without transforming them spatially: not enough on its own.
+    let inverse = group.inverse(g)
+    let shiftedOnly = Tensor.concatenated(group.elements.map { h in
+        y.sliced(axis: 2, group.compose(inverse, h) ..< group.compose(inverse, h) + 1)
+    }, axis: 2)
+    let scale = largestMagnitude(y, yOfGx)
+    let map = ColourMap.diverging(scale: scale)
+    let filterMap = ColourMap.diverging(scale: largestMagnitude(filters))
+    let gName = elementName(group, g)
+    let planes = Array(group.elements)
+    func row(_ first: Panel, _ t: Tensor<Float>, _ caption: (Int) -> String) -> [Panel] {
+        [first] + planes.map { .image(caption($0), plane(t, axis: 2, $0), side: side, map) }
+    }
+    let filterRow: [Panel] = [.empty] + planes.map { h in
+        Panel(caption: "FILTER \(elementName(group, h)) PSI",
+              content: .image(plane(filters, axis: 0, h), height: 3, width: 3, filterMap))
+    }
+    let difference = yOfGx - gy
+    return Figure(
+        title: "\(number). LIFTING CONVOLUTION, IMAGE -> \(space): Y(H) = (H PSI) * X, G = \(gName)",
+        rows: [
+            filterRow,
+            row(.image("X", x.scalars, side: side, .gray(low: 0, high: 1)), y) { "Y(\(elementName(group, $0)))" },
+            row(.image("G X", gx.scalars, side: side, .gray(low: 0, high: 1)), yOfGx) {
+                "LIFT(G X)(\(elementName(group, $0)))" },
+            row(.empty, shiftedOnly) { "MOVED: Y(\(elementName(group, group.compose(inverse, $0))))" },
+            row(.empty, gy) { "(G Y)(\(elementName(group, $0)))" },
+            row(.empty, difference) { _ in "DIFFERENCE" },
+        ],
+        notes: [
+            (text: "ROW 4: PLANES MOVED ONLY. ROW 5: G Y = PLANES MOVED AND EACH TRANSFORMED BY G.", colour: .text),
+            note("LIFT(G X) = G LIFT(X)", check),
+        ])
+}
+
+/// Steps 4 and 7: the group convolution group -> group (and batch norm, which keeps equivariance).
+func groupConvolutionFigure(number: Int, group: PlanarGroup, g: Int, x: Tensor<Float>, seed: UInt64) throws
+    -> Figure {
+    var generator = SeededRandom(seed: seed &+ 4)
+    let lifting = LiftingConv2d(1, 1, kernelSize: 3, padding: 1, group: group, bias: false, generator: &generator)
+    let convolution = GroupConv2d(1, 1, kernelSize: 3, padding: 1, group: group, bias: false, generator: &generator)
+    let space = group.order == 4 ? "p4" : "p4m"
+    let f = try withoutGradients { try lifting(x).relu() }
+    let check = try EquivarianceCheck.groupToGroup(convolution, input: f, group: group)
+    report(number, "group convolution, \(space) -> \(space)", check)
+    // Batch norm with statistics over batch, group axis and space (training mode, a batch of two).
+    var noise = SeededRandom(seed: seed &+ 5)
+    let batch = Tensor.concatenated([f, f * 0.5 + Tensor.uniform(shape: f.shape, low: 0, high: 0.1, generator: &noise)],
+                                    axis: 0)
+    let norm = BatchNorm(1)
+    let normCheck = try EquivarianceCheck.groupToGroup(norm, input: batch, group: group)
+    report(number, "batch norm on \(space) maps (statistics shared over the group axis)", normCheck)
+
+    let gf = group.act(g, onFeatureMap: f)
+    let (y, yOfGf) = try withoutGradients { () throws -> (Tensor<Float>, Tensor<Float>) in
+        (try convolution(f), try convolution(gf))
+    }
+    let gy = group.act(g, onFeatureMap: y)
+    let scale = largestMagnitude(y, yOfGf)
+    let map = ColourMap.diverging(scale: scale)
+    let inputMap = ColourMap.diverging(scale: largestMagnitude(f))
+    let weight = convolution.weight.value  // (1, 1, |G|, 3, 3): one 3x3 filter per plane
+    let weightMap = ColourMap.diverging(scale: largestMagnitude(weight))
+    let gName = elementName(group, g)
+    let planes = Array(group.elements)
+    func row(_ t: Tensor<Float>, _ m: ColourMap, _ caption: (Int) -> String) -> [Panel] {
+        planes.map { .image(caption($0), plane(t, axis: 2, $0), side: side, m) }
+    }
+    let filterRow: [Panel] = planes.map { h in
+        Panel(caption: "PSI(\(elementName(group, h)))",
+              content: .image(plane(weight, axis: 2, h), height: 3, width: 3, weightMap))
+    }
+    return Figure(
+        title: "\(number). GROUP CONVOLUTION, \(space.uppercased()) -> \(space.uppercased()), G = \(gName)",
+        rows: [
+            filterRow,
+            row(f, inputMap) { "F(\(elementName(group, $0)))" },
+            row(gf, inputMap) { "(G F)(\(elementName(group, $0)))" },
+            row(y, map) { "Y(\(elementName(group, $0)))" },
+            row(yOfGf, map) { "CONV(G F)(\(elementName(group, $0)))" },
+            row(gy, map) { "(G Y)(\(elementName(group, $0)))" },
+            row(yOfGf - gy, map) { _ in "DIFFERENCE" },
+        ],
+        notes: [
+            (text: "F = RELU(LIFT(X)); Y = CONV(F), ITS FILTER PSI HAS ONE 3X3 PLANE PER GROUP ELEMENT.",
+             colour: .text),
+            note("CONV(G F) = G CONV(F)", check),
+            note("BATCH NORM", normCheck),
+        ])
+}
+
+/// Steps 5 and 8: the whole model's prediction for every transformed copy of the image.
+func invarianceFigure(number: Int, group: PlanarGroup, x: Tensor<Float>, input: String, equivariant: Module,
+                      equivariantName: String, plain: Module, plainName: String) throws -> Figure {
+    equivariant.eval()
+    plain.eval()
+    let modelCheck = try EquivarianceCheck.invariance(equivariant, input: x, group: group)
+    report(number, "\(equivariantName.lowercased()) logits", modelCheck)
+    let plainCheck = try EquivarianceCheck.invariance(plain, input: x, group: group)
+    report(number, "\(plainName.lowercased()) logits", plainCheck)
+    let inputs = Tensor.concatenated(group.elements.map { group.transformPlanes(x, by: $0) }, axis: 0)
+    let (modelProbabilities, plainProbabilities) = try withoutGradients { () throws -> ([[Float]], [[Float]]) in
+        (softmax(try equivariant(inputs)), softmax(try plain(inputs)))
+    }
+    func predicted(_ p: [Float]) -> Int { p.indices.max { p[$0] < p[$1] }! }
+    let elements = group.elements.map { elementName(group, $0) }.joined(separator: ", ")
+    func classes(_ probabilities: [[Float]]) -> String {
+        probabilities.map { "\(predicted($0))" }.joined(separator: " ")
+    }
+    print("[\(number)] predicted classes for g = \(elements): \(equivariantName) \(classes(modelProbabilities)), "
+          + "\(plainName) \(classes(plainProbabilities))")
+    return Figure(
+        title: "\(number). INVARIANCE: CLASS PROBABILITIES FOR EVERY TRANSFORMED COPY OF THE IMAGE",
+        rows: [
+            group.elements.map { .image("G = \(elementName(group, $0))", plane(inputs, axis: 0, $0), side: side,
+                                        .gray(low: 0, high: 1)) },
+            group.elements.map { Panel(caption: "\(equivariantName): \(predicted(modelProbabilities[$0]))",
+                                       content: .bars(modelProbabilities[$0])) },
+            group.elements.map { Panel(caption: "\(plainName): \(predicted(plainProbabilities[$0]))",
+                                       content: .bars(plainProbabilities[$0])) },
+        ],
+        notes: [(text: "INPUT: \(input.uppercased())", colour: .text),
+                note(equivariantName, modelCheck), note(plainName, plainCheck)])
+}
+
+// MARK: - Main
+
+let options = DemoOptions.parse(Array(CommandLine.arguments.dropFirst()))
+let outputDirectory = URL(fileURLWithPath: options.output, isDirectory: true)
+
+func save(_ figure: Figure, _ name: String) throws {
+    let url = outputDirectory.appendingPathComponent(name)
+    try figure.write(to: url)
+    print("    wrote \(url.path)")
+}
+
+func makeModel(_ name: ModelName, weights: String?) throws -> (model: Module, label: String) {
+    let strong = weights.map(hasBatchNorm) ?? false
+    let model = strong ? name.makeStrong(seed: options.seed) : name.make(seed: options.seed)
+    guard let weights else { return (model, "untrained (seed \(options.seed))") }
+    return (model, try loadTrained(weights, into: model))
+}
+
+do {
+    let (x, description) = inputImage(options)
+    print("Input: \(description), \(x.shape[2])x\(x.shape[3]).")
+    print("Figures go to \(outputDirectory.path)/.\n")
+
+    var generator = SeededRandom(seed: options.seed &+ 1)
+    let plain = Conv2d(1, 1, kernelSize: 3, padding: 1, bias: false, generator: &generator)
+    try save(try filterFigure(number: 1, title: "A PLAIN 3X3 FILTER", label: "plain 3x3 filter, image -> image",
+                              filter: plain.weight.value, layer: plain, x: x), "01-plain-filter.png")
+
+    let isotropic = IsotropicConv2d(1, 1, padding: 1, bias: false, generator: &generator)
+    try save(try filterFigure(number: 2, title: "AN ISOTROPIC FILTER", label: "isotropic filter, image -> image",
+                              filter: isotropic.expandedFilter(), layer: isotropic, x: x),
+             "02-isotropic-filter.png")
+
+    try save(try liftingFigure(number: 3, group: .c4, g: 1, x: x, seed: options.seed), "03-lifting-p4.png")
+    try save(try groupConvolutionFigure(number: 4, group: .c4, g: 1, x: x, seed: options.seed),
+             "04-group-conv-p4.png")
+
+    let (c4, c4Label) = try makeModel(.c4cnn, weights: options.c4cnnWeights)
+    let (cnn, cnnLabel) = try makeModel(.cnn, weights: options.cnnWeights)
+    print("[5] models: C4CNN \(c4Label), CNN \(cnnLabel)")
+    try save(try invarianceFigure(number: 5, group: .c4, x: x, input: description, equivariant: c4,
+                                  equivariantName: "C4CNN", plain: cnn, plainName: "CNN"), "05-invariance-c4cnn.png")
+
+    // p4m: rotations and reflections; g = M R (mirror the width axis, then rotate by 90 degrees).
+    try save(try liftingFigure(number: 6, group: .d4, g: 5, x: x, seed: options.seed), "06-lifting-p4m.png")
+    try save(try groupConvolutionFigure(number: 7, group: .d4, g: 5, x: x, seed: options.seed),
+             "07-group-conv-p4m.png")
+    let (d4, d4Label) = try makeModel(.d4cnn, weights: options.d4cnnWeights)
+    print("[8] models: D4CNN \(d4Label), CNN \(cnnLabel)")
+    try save(try invarianceFigure(number: 8, group: .d4, x: x, input: description, equivariant: d4,
+                                  equivariantName: "D4CNN", plain: cnn, plainName: "CNN"), "08-invariance-d4cnn.png")
+} catch {
+    FileHandle.standardError.write(Data("error: \(error)\n".utf8))
+    exit(1)
+}

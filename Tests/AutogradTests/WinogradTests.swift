@@ -1,0 +1,290 @@
+import XCTest
+@testable import Autograd
+
+/// The Winograd F(3x3, 3x3) convolution against a direct loop and against the im2col path, in Double and Float:
+/// forward, input gradient and weight gradient, over odd and even sizes, padding 0, 1 and 2, one and several
+/// images, channel counts that are and are not multiples of 8.
+final class WinogradTests: XCTestCase {
+    private struct Case {
+        var batch: Int, channels: Int, outChannels: Int, height: Int, width: Int, padding: Int
+        var bias = true
+    }
+
+    private let cases: [Case] = [
+        Case(batch: 1, channels: 1, outChannels: 1, height: 3, width: 3, padding: 0),
+        Case(batch: 1, channels: 3, outChannels: 2, height: 5, width: 5, padding: 1),
+        Case(batch: 2, channels: 8, outChannels: 8, height: 6, width: 6, padding: 1),
+        Case(batch: 3, channels: 5, outChannels: 11, height: 7, width: 4, padding: 0),
+        Case(batch: 2, channels: 9, outChannels: 3, height: 4, width: 9, padding: 2, bias: false),
+        Case(batch: 4, channels: 16, outChannels: 17, height: 9, width: 9, padding: 1),
+        Case(batch: 1, channels: 2, outChannels: 4, height: 10, width: 8, padding: 1),
+        Case(batch: 5, channels: 12, outChannels: 9, height: 8, width: 11, padding: 0),
+    ]
+
+    /// Direct cross-correlation with zero padding: (N, C, H, W) x (K, C, 3, 3) -> (N, K, outH, outW).
+    private func direct(_ x: [Double], _ w: [Double], _ b: [Double]?, _ c: Case) -> [Double] {
+        let (oh, ow) = (c.height + 2 * c.padding - 2, c.width + 2 * c.padding - 2)
+        var out = [Double](repeating: 0, count: c.batch * c.outChannels * oh * ow)
+        for n in 0..<c.batch {
+            for k in 0..<c.outChannels {
+                for y in 0..<oh {
+                    for xo in 0..<ow {
+                        var s = b?[k] ?? 0
+                        for ci in 0..<c.channels {
+                            for i in 0..<3 {
+                                for j in 0..<3 {
+                                    let iy = y - c.padding + i, ix = xo - c.padding + j
+                                    guard iy >= 0, iy < c.height, ix >= 0, ix < c.width else { continue }
+                                    s += x[((n * c.channels + ci) * c.height + iy) * c.width + ix]
+                                        * w[((k * c.channels + ci) * 3 + i) * 3 + j]
+                                }
+                            }
+                        }
+                        out[((n * c.outChannels + k) * oh + y) * ow + xo] = s
+                    }
+                }
+            }
+        }
+        return out
+    }
+
+    /// Gradients of sum(direct(x, w, b) * r) by the direct loop's adjoint.
+    private func directGradients(_ x: [Double], _ w: [Double], _ r: [Double], _ c: Case)
+        -> (dx: [Double], dw: [Double], db: [Double]) {
+        let (oh, ow) = (c.height + 2 * c.padding - 2, c.width + 2 * c.padding - 2)
+        var dx = [Double](repeating: 0, count: x.count)
+        var dw = [Double](repeating: 0, count: w.count)
+        var db = [Double](repeating: 0, count: c.outChannels)
+        for n in 0..<c.batch {
+            for k in 0..<c.outChannels {
+                for y in 0..<oh {
+                    for xo in 0..<ow {
+                        let g = r[((n * c.outChannels + k) * oh + y) * ow + xo]
+                        db[k] += g
+                        for ci in 0..<c.channels {
+                            for i in 0..<3 {
+                                for j in 0..<3 {
+                                    let iy = y - c.padding + i, ix = xo - c.padding + j
+                                    guard iy >= 0, iy < c.height, ix >= 0, ix < c.width else { continue }
+                                    let xi = ((n * c.channels + ci) * c.height + iy) * c.width + ix
+                                    let wi = ((k * c.channels + ci) * 3 + i) * 3 + j
+                                    dx[xi] += g * w[wi]
+                                    dw[wi] += g * x[xi]
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        return (dx, dw, db)
+    }
+
+    private func run<S: TensorScalar>(_ type: S.Type, _ c: Case, tolerance: Double, seed: UInt64) {
+        var generator = SeededRandom(seed: seed)
+        let x = randomTensor([c.batch, c.channels, c.height, c.width], &generator)
+        let w = randomTensor([c.outChannels, c.channels, 3, 3], &generator)
+        let b = randomTensor([c.outChannels], &generator)
+        let (oh, ow) = (c.height + 2 * c.padding - 2, c.width + 2 * c.padding - 2)
+        let r = randomTensor([c.batch, c.outChannels, oh, ow], &generator)
+        let expected = direct(x.scalars, w.scalars, c.bias ? b.scalars : nil, c)
+        let grads = directGradients(x.scalars, w.scalars, r.scalars, c)
+
+        let xs = x.converted(to: S.self).requiringGradient()
+        let ws = w.converted(to: S.self).requiringGradient()
+        let bs = b.converted(to: S.self).requiringGradient()
+        let y = xs.conv2d(weight: ws, bias: c.bias ? bs : nil, padding: (c.padding, c.padding),
+                          algorithm: .winograd)
+        let what = "\(S.dtypeName) \(c)"
+        XCTAssertEqual(y.shape, [c.batch, c.outChannels, oh, ow], what)
+        XCTAssertLessThanOrEqual(relativeError(y.scalars.map(Double.init), expected), tolerance, "\(what) forward")
+        y.backward(seed: r.converted(to: S.self))
+        XCTAssertLessThanOrEqual(relativeError(xs.grad!.scalars.map(Double.init), grads.dx), tolerance,
+                                 "\(what) input gradient")
+        XCTAssertLessThanOrEqual(relativeError(ws.grad!.scalars.map(Double.init), grads.dw), tolerance,
+                                 "\(what) weight gradient")
+        if c.bias {
+            XCTAssertLessThanOrEqual(relativeError(bs.grad!.scalars.map(Double.init), grads.db), tolerance,
+                                     "\(what) bias gradient")
+        }
+    }
+
+    func testDoubleMatchesDirectConvolution() {
+        for (i, c) in cases.enumerated() { run(Double.self, c, tolerance: 1e-12, seed: UInt64(100 + i)) }
+    }
+
+    func testFloatMatchesDirectConvolution() {
+        for (i, c) in cases.enumerated() { run(Float.self, c, tolerance: 2e-5, seed: UInt64(200 + i)) }
+    }
+
+    /// The same cases through F(5x5, 3x3) blocks (chosen automatically only for small images).
+    func testLargeBlocksMatchDirectConvolution() {
+        WinogradGeometry.forcedBlock = 5
+        defer { WinogradGeometry.forcedBlock = nil }
+        for (i, c) in cases.enumerated() {
+            run(Double.self, c, tolerance: 1e-11, seed: UInt64(400 + i))
+            run(Float.self, c, tolerance: 5e-5, seed: UInt64(500 + i))
+        }
+    }
+
+    /// The factored F(5x5, 3x3) rows equal the products with the documented matrices, and each adjoint is the
+    /// transposed product.
+    func testLargeBlockTransformsMatchTheirMatrices() {
+        typealias L = SIMD8<Double>
+        var generator = SeededRandom(seed: 21)
+        func lanes(_ n: Int) -> [L] {
+            (0..<n).map { _ in L((0..<8).map { _ in generator.normal() }) }
+        }
+        func product(_ m: [Double], rows: Int, columns: Int, transposed: Bool, _ x: [L]) -> [L] {
+            let outCount = transposed ? columns : rows
+            return (0..<outCount).map { o in
+                var acc = L()
+                for i in 0..<x.count { acc += x[i] * (transposed ? m[i * columns + o] : m[o * columns + i]) }
+                return acc
+            }
+        }
+        func close(_ a: [L], _ b: [L], _ what: String) {
+            for (u, v) in zip(a, b) {
+                XCTAssertLessThanOrEqual(((u - v) * (u - v)).max(), 1e-20, what)
+            }
+        }
+        for _ in 0..<5 {
+            let d = lanes(7)
+            let r = d.withUnsafeBufferPointer { Double.inputRow5($0.baseAddress!) }
+            close([r.0, r.1, r.2, r.3, r.4, r.5, r.6],
+                  product(WinogradMatrices5.inputTransform, rows: 7, columns: 7, transposed: false, d), "B^T d")
+            let w = d.withUnsafeBufferPointer { Double.inputRowAdjoint5($0.baseAddress!) }
+            close([w.0, w.1, w.2, w.3, w.4, w.5, w.6],
+                  product(WinogradMatrices5.inputTransform, rows: 7, columns: 7, transposed: true, d), "B w")
+            let y = d.withUnsafeBufferPointer { Double.outputRow5($0.baseAddress!) }
+            close([y.0, y.1, y.2, y.3, y.4],
+                  product(WinogradMatrices5.outputTransform, rows: 5, columns: 7, transposed: false, d), "A^T m")
+            let e = lanes(5)
+            let a = e.withUnsafeBufferPointer { Double.outputRowAdjoint5($0.baseAddress!) }
+            close([a.0, a.1, a.2, a.3, a.4, a.5, a.6],
+                  product(WinogradMatrices5.outputTransform, rows: 5, columns: 7, transposed: true, e), "A y")
+            let f = lanes(3)
+            let u = Double.filterRow5(f[0], f[1], f[2])
+            close([u.0, u.1, u.2, u.3, u.4, u.5, u.6],
+                  product(WinogradMatrices5.filterTransform, rows: 7, columns: 3, transposed: false, f), "G g")
+        }
+    }
+
+    /// The automatic block choice: 3 for large images, 5 where a 3x3 tiling wastes most of its tiles.
+    func testBlockChoice() {
+        func block(_ side: Int) -> Int {
+            WinogradGeometry(batch: 1, channels: 8, height: side, width: side, outChannels: 8, padding: (1, 1)).block
+        }
+        XCTAssertEqual(block(33), 3)
+        XCTAssertEqual(block(17), 3)
+        XCTAssertEqual(block(9), 3)
+        XCTAssertEqual(block(5), 5)
+        XCTAssertEqual(block(4), 5)
+    }
+
+    /// Enough images for several chunks, so that the per-worker weight-gradient accumulators are summed.
+    func testManyImagesAcrossChunks() {
+        let c = Case(batch: 37, channels: 8, outChannels: 16, height: 13, width: 13, padding: 1)
+        run(Double.self, c, tolerance: 1e-12, seed: 300)
+        run(Float.self, c, tolerance: 2e-5, seed: 301)
+    }
+
+    /// The backward pass in chunks of images (per-thread weight-gradient sums) instead of all tiles at once.
+    func testChunkedBackwardMatchesDirectConvolution() {
+        let saved = WinogradGeometry.allAtOnceLimit
+        WinogradGeometry.allAtOnceLimit = 0
+        defer { WinogradGeometry.allAtOnceLimit = saved }
+        for (i, c) in cases.enumerated() {
+            run(Double.self, c, tolerance: 1e-12, seed: UInt64(600 + i))
+            run(Float.self, c, tolerance: 2e-5, seed: UInt64(700 + i))
+        }
+        run(Double.self, Case(batch: 37, channels: 8, outChannels: 16, height: 13, width: 13, padding: 1),
+            tolerance: 1e-12, seed: 800)
+    }
+
+    /// A weight gradient whose sum has no nonzero term is exactly zero (the Winograd sum alone leaves rounding
+    /// residue there), and the others match the direct sum.
+    func testStructuralZerosInTheWeightGradientAreExact() {
+        for block in [3, 5] {
+            WinogradGeometry.forcedBlock = block
+            defer { WinogradGeometry.forcedBlock = nil }
+            var generator = SeededRandom(seed: 31)
+            let c = Case(batch: 3, channels: 9, outChannels: 10, height: 8, width: 8, padding: 1)
+            // Inputs only in column 2, output gradients only in column 3: of each filter row only tap 0 (which
+            // reads column 2 from output column 3) meets a nonzero input.
+            var x = [Double](repeating: 0, count: c.batch * c.channels * 64)
+            var r = [Double](repeating: 0, count: c.batch * c.outChannels * 64)
+            for p in 0..<(c.batch * c.channels) { for y in 0..<8 { x[p * 64 + y * 8 + 2] = generator.normal() } }
+            for p in 0..<(c.batch * c.outChannels) { for y in 0..<8 { r[p * 64 + y * 8 + 3] = generator.normal() } }
+            let w = randomTensor([c.outChannels, c.channels, 3, 3], &generator)
+            let expected = directGradients(x, w.scalars, r, c).dw
+            for type in ["F32", "F64"] {
+                let got: [Double]
+                if type == "F32" {
+                    let ws = w.converted(to: Float.self).requiringGradient()
+                    let y = Tensor<Float>(shape: [c.batch, c.channels, 8, 8], scalars: x.map(Float.init))
+                        .conv2d(weight: ws, padding: (1, 1), algorithm: .winograd)
+                    y.backward(seed: Tensor(shape: y.shape, scalars: r.map(Float.init)))
+                    got = ws.grad!.scalars.map(Double.init)
+                } else {
+                    let ws = w.requiringGradient()
+                    let y = Tensor<Double>(shape: [c.batch, c.channels, 8, 8], scalars: x)
+                        .conv2d(weight: ws, padding: (1, 1), algorithm: .winograd)
+                    y.backward(seed: Tensor(shape: y.shape, scalars: r))
+                    got = ws.grad!.scalars
+                }
+                for (index, value) in got.enumerated() where index % 3 != 0 {
+                    XCTAssertEqual(value, 0, "\(type) block \(block): tap \(index % 9) of filter \(index / 9)")
+                }
+                XCTAssertEqual(expected.enumerated().filter { $0.offset % 3 != 0 }.map(\.element).max(), 0)
+                XCTAssertLessThanOrEqual(relativeError(got, expected), type == "F32" ? 2e-5 : 1e-12, type)
+            }
+        }
+    }
+
+    /// The same chunked computation with one thread and with two gives the same values.
+    func testThreadCountsAgree() {
+        let saved = Parallel.threads
+        defer { Parallel.setThreads(saved) }
+        var generator = SeededRandom(seed: 9)
+        let x = Tensor<Float>.normal(shape: [20, 16, 12, 12], generator: &generator)
+        let w = Tensor<Float>.normal(shape: [24, 16, 3, 3], generator: &generator)
+        var results: [[Float]] = []
+        for threads in [1, 2] {
+            Parallel.setThreads(threads)
+            let xs = x.requiringGradient(), ws = w.requiringGradient()
+            let y = xs.conv2d(weight: ws, padding: (1, 1), algorithm: .winograd)
+            y.sum().backward()
+            results.append(y.scalars + xs.grad!.scalars + ws.grad!.scalars)
+        }
+        XCTAssertLessThanOrEqual(relativeError(results[1], results[0]), 1e-5)
+    }
+
+    /// `.fastest` takes Winograd for Float (close to im2col) and im2col for Double (bitwise equal); the default is
+    /// im2col.
+    func testAlgorithmSelection() {
+        var generator = SeededRandom(seed: 11)
+        let x = Tensor<Double>.normal(shape: [3, 8, 10, 10], generator: &generator)
+        let w = Tensor<Double>.normal(shape: [16, 8, 3, 3], generator: &generator)
+        let fastestDouble = x.conv2d(weight: w, padding: (1, 1), algorithm: .fastest)
+        let im2col = x.conv2d(weight: w, padding: (1, 1), algorithm: .im2col)
+        XCTAssertEqual(fastestDouble.scalars, im2col.scalars)
+        let xf = x.converted(to: Float.self), wf = w.converted(to: Float.self)
+        let fast = xf.conv2d(weight: wf, padding: (1, 1), algorithm: .fastest)
+        let reference = xf.conv2d(weight: wf, padding: (1, 1))
+        XCTAssertEqual(reference.scalars, xf.conv2d(weight: wf, padding: (1, 1), algorithm: .im2col).scalars)
+        XCTAssertNotEqual(fast.scalars, reference.scalars, "the Winograd path was not taken")
+        XCTAssertLessThanOrEqual(relativeError(fast.scalars, reference.scalars), 1e-5)
+    }
+
+    /// Finite differences through the Winograd path in Double.
+    func testFiniteDifferences() {
+        var generator = SeededRandom(seed: 12)
+        let x = randomTensor([2, 3, 5, 4], &generator)
+        let w = randomTensor([2, 3, 3, 3], &generator)
+        let b = randomTensor([2], &generator)
+        checkGradients([x, w, b], tolerance: 1e-7, "winograd conv2d") { t in
+            t[0].conv2d(weight: t[1], bias: t[2], padding: (1, 1), algorithm: .winograd)
+        }
+    }
+}
