@@ -1,6 +1,15 @@
 import Autograd
 import Foundation
 
+// MARK: - Initialisation
+
+/// The parameters of a group filter of `shape` (out, in, ...): weight N(0, 1/sqrt(in * out)), bias (out) N(0, 1).
+func groupFilterParameters(shape: [Int], bias: Bool, generator: inout SeededRandom) -> (Parameter, Parameter?) {
+    let std = 1 / Double(shape[0] * shape[1]).squareRoot()
+    let weight = Parameter(.normal(shape: shape, std: std, generator: &generator))
+    return (weight, bias ? Parameter(.normal(shape: [shape[0]], generator: &generator)) : nil)
+}
+
 // MARK: - Lifting convolution
 
 /// Lifts an image to a function on the group: (N, in, H, W) -> (N, out, |G|, H', W').
@@ -22,10 +31,8 @@ public final class LiftingConv2d: Module {
         self.outChannels = outChannels
         self.kernelSize = kernelSize
         self.padding = padding
-        let std = 1 / Double(inChannels * outChannels).squareRoot()
-        weight = Parameter(.normal(shape: [outChannels, inChannels, kernelSize, kernelSize], std: std,
-                                   generator: &generator))
-        self.bias = bias ? Parameter(.normal(shape: [outChannels], generator: &generator)) : nil
+        (weight, self.bias) = groupFilterParameters(shape: [outChannels, inChannels, kernelSize, kernelSize],
+                                                    bias: bias, generator: &generator)
     }
 
     override public var localParameters: [(name: String, parameter: Parameter)] {
@@ -79,10 +86,8 @@ public final class GroupConv2d: Module {
         self.outChannels = outChannels
         self.kernelSize = kernelSize
         self.padding = padding
-        let std = 1 / Double(inChannels * outChannels).squareRoot()
-        weight = Parameter(.normal(shape: [outChannels, inChannels, group.order, kernelSize, kernelSize], std: std,
-                                   generator: &generator))
-        self.bias = bias ? Parameter(.normal(shape: [outChannels], generator: &generator)) : nil
+        (weight, self.bias) = groupFilterParameters(
+            shape: [outChannels, inChannels, group.order, kernelSize, kernelSize], bias: bias, generator: &generator)
     }
 
     override public var localParameters: [(name: String, parameter: Parameter)] {
@@ -156,9 +161,8 @@ public final class IsotropicConv2d: Module {
         self.inChannels = inChannels
         self.outChannels = outChannels
         self.padding = padding
-        let std = 1 / Double(inChannels * outChannels).squareRoot()
-        weight = Parameter(.normal(shape: [outChannels, inChannels, 2], std: std, generator: &generator))
-        self.bias = bias ? Parameter(.normal(shape: [outChannels], generator: &generator)) : nil
+        (weight, self.bias) = groupFilterParameters(shape: [outChannels, inChannels, 2], bias: bias,
+                                                    generator: &generator)
     }
 
     override public var localParameters: [(name: String, parameter: Parameter)] {
