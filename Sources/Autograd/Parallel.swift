@@ -103,6 +103,15 @@ final class WorkerPool: @unchecked Sendable {
     /// Spin iterations before a worker sleeps, and before the caller sleeps while waiting for the workers.
     private static let spinLimit = 1 << 16
 
+    deinit {
+        pthread_mutex_destroy(mutex)
+        pthread_cond_destroy(wake)
+        pthread_cond_destroy(done)
+        mutex.deallocate()
+        wake.deallocate()
+        done.deallocate()
+    }
+
     private init(workers: Int) {
         workerCount = workers
         mutex = .allocate(capacity: 1)
@@ -112,7 +121,8 @@ final class WorkerPool: @unchecked Sendable {
         pthread_cond_init(wake, nil)
         pthread_cond_init(done, nil)
         for index in 0..<workers {
-            let thread = Thread { [unowned(unsafe) self] in self.workerLoop(index: index + 1) }
+            // Each worker keeps its pool alive until it has seen the shutdown and returned.
+            let thread = Thread { self.workerLoop(index: index + 1) }
             thread.stackSize = 8 << 20
             thread.name = "autograd.worker.\(index + 1)"
             thread.start()
@@ -125,8 +135,7 @@ final class WorkerPool: @unchecked Sendable {
         generation.add(1, ordering: .releasing)
         pthread_cond_broadcast(wake)
         pthread_mutex_unlock(mutex)
-        // The workers exit on their own; the synchronisation objects stay allocated for them (a pool is replaced
-        // only when the thread count changes, so this happens a handful of times per process at most).
+        // The workers exit on their own, releasing the pool (and its synchronisation objects are freed then).
     }
 
     /// Runs `body(chunk, worker)` for every chunk in 0..<chunks.

@@ -277,6 +277,31 @@ final class WinogradTests: XCTestCase {
         XCTAssertLessThanOrEqual(relativeError(fast.scalars, reference.scalars), 1e-5)
     }
 
+    /// The worker pool the chunked kernels run on: every chunk exactly once, worker indices within the slots, nested
+    /// regions inline, and thread counts changed back and forth.
+    func testWorkerPoolRunsEveryChunkOnce() {
+        let saved = Parallel.threads
+        defer { Parallel.setThreads(saved) }
+        for threads in [2, 1, 3, 2] {
+            Parallel.setThreads(threads)
+            let chunks = 37
+            let seen = UnsafeMutablePointer<Int>.allocate(capacity: chunks)
+            let workers = UnsafeMutablePointer<Int>.allocate(capacity: chunks)
+            seen.initialize(repeating: 0, count: chunks)
+            defer { seen.deallocate(); workers.deallocate() }
+            Parallel.forEachWorker(chunks) { chunk, worker in
+                seen[chunk] += 1
+                workers[chunk] = worker
+                // A nested region runs inline on this thread.
+                var inner = 0
+                Parallel.forEach(4) { _ in inner += 1 }
+                XCTAssertEqual(inner, 4)
+            }
+            XCTAssertEqual((0..<chunks).map { seen[$0] }, [Int](repeating: 1, count: chunks), "threads \(threads)")
+            XCTAssertTrue((0..<chunks).allSatisfy { workers[$0] >= 0 && workers[$0] < Parallel.workerSlots })
+        }
+    }
+
     /// Finite differences through the Winograd path in Double.
     func testFiniteDifferences() {
         var generator = SeededRandom(seed: 12)

@@ -266,22 +266,28 @@ extension TensorScalar {
         let (k, plane) = (g.columnRows, g.outputPlane)
         let inPlane = g.channels * g.height * g.width
         let perImage = plane >= 256
+        // Per image, the bias rides in the product: the weights get the bias as one more column and the columns a
+        // row of ones, so the GEMM writes each output once.
+        let rows = bias == nil ? k : k + 1
+        let augmented = UnsafeMutablePointer<Self>.allocate(capacity: perImage && bias != nil ? outChannels * rows : 0)
+        defer { augmented.deallocate() }
+        if perImage, let bias {
+            for o in 0..<outChannels {
+                (augmented + o * rows).update(from: weight + o * k, count: k)
+                augmented[o * rows + k] = bias[o]
+            }
+        }
         Parallel.forEachWorker(chunks) { chunk, _ in
             let n0 = chunk * images, count = Swift.min(images, g.batch - n0)
             let columns = count * plane
-            BufferPool.withScratch(Self.self, count: (k + (perImage ? 0 : outChannels)) * columns) { col in
+            BufferPool.withScratch(Self.self, count: (perImage ? rows * plane : (k + outChannels) * columns)) { col in
                 if perImage {
+                    if bias != nil { (col + k * plane).update(repeating: 1, count: plane) }
                     for n in n0..<(n0 + count) {
                         im2col(input + n * inPlane, col, geometry: g.chunk(1))
-                        let out = output + n * outChannels * plane
-                        parallelGemm(transA: false, transB: false, m: outChannels, n: plane, k: k, alpha: 1,
-                                     a: weight, lda: k, b: col, ldb: plane, beta: 0, c: out, ldc: plane)
-                        if let bias {
-                            for o in 0..<outChannels {
-                                let shift = bias[o], row = out + o * plane
-                                for l in 0..<plane { row[l] += shift }
-                            }
-                        }
+                        parallelGemm(transA: false, transB: false, m: outChannels, n: plane, k: rows, alpha: 1,
+                                     a: bias == nil ? weight : UnsafePointer(augmented), lda: rows, b: col,
+                                     ldb: plane, beta: 0, c: output + n * outChannels * plane, ldc: plane)
                     }
                 } else {
                     let product = col + k * columns
