@@ -213,10 +213,13 @@ def bench_convolutions(r, repeats):
             F.conv2d(x, wi, b, padding=1).backward(g)
 
         t_forward = median(repeats, forward)
-        t_input = median(repeats, with_input)
+        # The lifting layer reads the image, which needs no gradient in training.
+        t_input = median(repeats, with_input) if name != "lifting" else None
         t_weight = median(repeats, with_weight)
-        for part, seconds in [("forward", t_forward), ("backward_input", max(t_input - t_forward, 1e-9)),
-                              ("backward_weight", max(t_weight - t_forward, 1e-9))]:
+        parts = [("forward", t_forward), ("backward_weight", max(t_weight - t_forward, 1e-9))]
+        if t_input is not None:
+            parts.insert(1, ("backward_input", max(t_input - t_forward, 1e-9)))
+        for part, seconds in parts:
             key = f"conv.{name}.{part}"
             r[f"{key}.ms"] = seconds * 1e3
             r[f"{key}.gflops"] = flops / seconds * 1e-9

@@ -146,7 +146,9 @@ func benchConvolutions(_ r: inout Results, repeats: Int) {
         let forward = median(runs: repeats) {
             _ = withoutGradients { x.conv2d(weight: w, bias: b, padding: (1, 1), algorithm: .fastest) }
         }
-        let withInput = median(runs: repeats) {
+        // The lifting layer reads the image, which needs no gradient: training never computes its input gradient.
+        let needsInputGradient = layer.name != "lifting"
+        let withInput = !needsInputGradient ? nil : median(runs: repeats) {
             let y = x.requiringGradient().conv2d(weight: w, bias: b, padding: (1, 1), algorithm: .fastest)
             y.backward(seed: g)
         }
@@ -154,9 +156,9 @@ func benchConvolutions(_ r: inout Results, repeats: Int) {
             let y = x.conv2d(weight: w.requiringGradient(), bias: b, padding: (1, 1), algorithm: .fastest)
             y.backward(seed: g)
         }
-        let parts = [("forward", forward), ("backward_input", max(withInput - forward, 1e-9)),
+        let parts = [("forward", forward), ("backward_input", withInput.map { max($0 - forward, 1e-9) }),
                      ("backward_weight", max(withWeight - forward, 1e-9))]
-        for (part, seconds) in parts {
+        for case let (part, seconds?) in parts {
             let key = "conv.\(layer.name).\(part)"
             r.set("\(key).ms", seconds * 1e3)
             r.set("\(key).gflops", flops / seconds * 1e-9)

@@ -107,10 +107,12 @@ extension Tensor {
         return Tensor.record(y, inputs: [self]) { g in [g / (cy * 2)] }
     }
 
-    /// x^p, elementwise.
+    /// x^p, elementwise. For p = 0 the gradient is 0 everywhere (also at x = 0, as in PyTorch).
     public func pow(_ p: Scalar) -> Tensor {
         let cx = detached()
-        return Tensor.record(applying(.power(p)), inputs: [self]) { g in [g * cx.applying(.power(p - 1)) * p] }
+        return Tensor.record(applying(.power(p)), inputs: [self]) { g in
+            [p == 0 ? Tensor(zeros: g.shape) : g * cx.applying(.power(p - 1)) * p]
+        }
     }
 
     /// max(x, 0). The gradient at exactly 0 is 0, as in PyTorch.

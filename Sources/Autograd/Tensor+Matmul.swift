@@ -1,7 +1,7 @@
 // MARK: - Matrix products
 //
-// Forward and backward are BLAS GEMMs; transposed operands are read through the GEMM's transpose flags, never
-// copied. For C = A B: dA = G B^T and dB = A^T G.
+// Forward and backward are BLAS GEMMs (large ones split over the framework's threads); transposed operands are read
+// through the GEMM's transpose flags, never copied. For C = A B: dA = G B^T and dB = A^T G.
 
 extension TensorScalar {
     /// `gemm` that accepts empty matrices: nothing to do when m or n is 0; C = beta C (0 when beta is 0) when k is 0.
@@ -17,9 +17,9 @@ extension TensorScalar {
             precondition(beta == 0 || beta == 1, "gemm: an empty inner dimension with beta \(beta)")
             return
         }
-        gemm(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha,
-             a: a, lda: Swift.max(1, lda), b: b, ldb: Swift.max(1, ldb),
-             beta: beta, c: c, ldc: Swift.max(1, ldc))
+        parallelGemm(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha,
+                     a: a, lda: Swift.max(1, lda), b: b, ldb: Swift.max(1, ldb),
+                     beta: beta, c: c, ldc: Swift.max(1, ldc))
     }
 }
 

@@ -20,7 +20,7 @@ extension GroupEquivariantCNN {
     ///   on the flattened (N, C * |G|, 5, 5) map.
     ///
     /// The result's logits equal this model's (in evaluation mode) up to float rounding.
-    public func exported() throws -> Sequential {
+    public func exported() throws -> PlainModel {
         try withoutGradients {
             let order = group.order
             var layers: [Module] = []
@@ -89,7 +89,7 @@ extension GroupEquivariantCNN {
                     throw ExportError("head.\(index): \(type(of: layer)) cannot be exported")
                 }
             }
-            let model = Sequential(layers)
+            let model = PlainModel(layers)
             model.eval()
             return model
         }
@@ -129,7 +129,7 @@ extension GroupEquivariantCNN {
 
 extension CNN {
     /// The same function with every batch norm folded into its convolution and dropout left out (evaluation mode).
-    public func exported() throws -> Sequential {
+    public func exported() throws -> PlainModel {
         try withoutGradients {
             var layers: [Module] = []
             func copy(_ conv: Conv2d, _ norm: BatchNorm?) {
@@ -165,7 +165,7 @@ extension CNN {
                 default: throw ExportError("head.\(index): \(type(of: layer)) cannot be exported")
                 }
             }
-            let model = Sequential(layers)
+            let model = PlainModel(layers)
             model.eval()
             return model
         }
@@ -176,7 +176,7 @@ extension CNN {
 
 extension ModelName {
     /// The plain export of `model` (a model of this kind), or an error for a model of another kind.
-    public func export(_ model: Module) throws -> Sequential {
+    public func export(_ model: Module) throws -> PlainModel {
         switch (self, model) {
         case (.c4cnn, let m as C4CNN): return try m.exported()
         case (.d4cnn, let m as D4CNN): return try m.exported()
@@ -192,7 +192,7 @@ extension ModelName {
 
     /// Writes `model`'s plain export to `url` with metadata format=exported, model, preset.
     @discardableResult
-    public func saveExport(of model: Module, preset: String, to url: URL) throws -> Sequential {
+    public func saveExport(of model: Module, preset: String, to url: URL) throws -> PlainModel {
         let exported = try export(model)
         try ExportedModel.save(exported, to: url, metadata: ["model": rawValue, "preset": preset])
         return exported

@@ -92,9 +92,37 @@ public struct ExportError: LocalizedError, CustomStringConvertible {
     public var errorDescription: String? { description }
 }
 
+// MARK: - Plain models
+
+/// A model exported to plain layers: its layers run in order, named "0", "1", ... as in PyTorch's `nn.Sequential`.
+/// Its convolutions use the fastest algorithm the framework has for their geometry (Winograd for 3x3 stride-1
+/// filters, as the group layers use), so that the export is at least as fast as the model it came from.
+public final class PlainModel: Module {
+    public let layers: [Module]
+
+    public init(_ layers: [Module]) {
+        self.layers = layers
+    }
+
+    override public var children: [(name: String, module: Module)] {
+        layers.enumerated().map { ("\($0.offset)", $0.element) }
+    }
+
+    override public func forward(_ input: Tensor<Float>) throws -> Tensor<Float> {
+        try layers.reduce(input) { x, layer in
+            guard let conv = layer as? Conv2d else { return try layer(x) }
+            try checkImageInput(x, channels: conv.inChannels, kernel: conv.kernelSize, padding: conv.padding,
+                                dilation: conv.dilation, layer: "Conv2d(\(conv.inChannels), \(conv.outChannels))")
+            return x.conv2d(weight: conv.weight.value, bias: conv.bias?.value, stride: (conv.stride, conv.stride),
+                            padding: (conv.padding, conv.padding), dilation: (conv.dilation, conv.dilation),
+                            algorithm: .fastest)
+        }
+    }
+}
+
 // MARK: - Exported files
 
-/// A model exported to plain layers: a `Sequential` of `PlainLayer` kinds whose parameters are named as PyTorch's
+/// A model exported to plain layers: a `PlainModel` of `PlainLayer` kinds whose parameters are named as PyTorch's
 /// `nn.Sequential` names them ("0.weight", "0.bias", ...), saved as safetensors with the metadata
 /// `format = "exported"`, `architecture` (JSON list of layers) and whatever the exporter adds (model, preset).
 /// Such a file is self-describing: `load` rebuilds the model from it alone.
@@ -103,7 +131,7 @@ public enum ExportedModel {
     public static let format = "exported"
 
     /// The layer specs of `model`; throws when a layer is not of a plain kind.
-    public static func architecture(of model: Sequential) throws -> [PlainLayer] {
+    public static func architecture(of model: PlainModel) throws -> [PlainLayer] {
         try model.layers.enumerated().map { index, layer in
             guard let spec = PlainLayer(layer) else {
                 throw ExportError("layer \(index) (\(type(of: layer))) is not a plain layer")
@@ -113,16 +141,16 @@ public enum ExportedModel {
     }
 
     /// A model of the given layers with placeholder parameters.
-    public static func build(_ architecture: [PlainLayer]) throws -> Sequential {
+    public static func build(_ architecture: [PlainLayer]) throws -> PlainModel {
         var generator = SeededRandom(seed: 0)
-        return Sequential(try architecture.map { try $0.makeModule(generator: &generator) })
+        return PlainModel(try architecture.map { try $0.makeModule(generator: &generator) })
     }
 
     /// True when `file` was written by `save`.
     public static func isExported(_ file: SafetensorsFile) -> Bool { file.metadata["format"] == format }
 
     /// Writes `model` with its architecture and `metadata` (which may not override `format` or `architecture`).
-    public static func save(_ model: Sequential, to url: URL, metadata: [String: String] = [:]) throws {
+    public static func save(_ model: PlainModel, to url: URL, metadata: [String: String] = [:]) throws {
         let encoder = JSONEncoder()
         encoder.outputFormatting = .sortedKeys
         let architecture = String(decoding: try encoder.encode(try architecture(of: model)), as: UTF8.self)
@@ -133,7 +161,7 @@ public enum ExportedModel {
     }
 
     /// Rebuilds an exported model from `file` (in evaluation mode); `source` names it in errors.
-    public static func load(_ file: SafetensorsFile, source: String) throws -> Sequential {
+    public static func load(_ file: SafetensorsFile, source: String) throws -> PlainModel {
         guard isExported(file) else { throw ExportError("\(source): not an exported model (no format=exported)") }
         guard let text = file.metadata["architecture"],
               let architecture = try? JSONDecoder().decode([PlainLayer].self, from: Data(text.utf8)),
@@ -146,7 +174,7 @@ public enum ExportedModel {
     }
 
     /// Reads an exported model and its metadata from `url`.
-    public static func load(from url: URL) throws -> (model: Sequential, metadata: [String: String]) {
+    public static func load(from url: URL) throws -> (model: PlainModel, metadata: [String: String]) {
         let file = try SafetensorsFile(contentsOf: url)
         return (try load(file, source: url.lastPathComponent), file.metadata)
     }

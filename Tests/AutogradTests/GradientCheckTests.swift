@@ -117,6 +117,16 @@ final class GradientCheckTests: XCTestCase {
         }
     }
 
+    /// x^0 is constant: its gradient is 0 everywhere, at x = 0 too (x^-1 * 0 would be NaN there), as in PyTorch.
+    func testPowZeroAtZero() {
+        let x = Tensor<Double>(shape: [3], scalars: [0, -1, 2]).requiringGradient()
+        x.pow(0).sum().backward()
+        XCTAssertEqual(x.grad?.scalars, [0, 0, 0])
+        let y = Tensor<Double>(shape: [2], scalars: [0, 3]).requiringGradient()
+        y.pow(2).sum().backward()
+        XCTAssertEqual(y.grad?.scalars, [0, 6])
+    }
+
     func testReluAwayFromZero() {
         let x = awayFromZero([3, 4])
         XCTAssertTrue(x.scalars.contains { $0 < 0 } && x.scalars.contains { $0 > 0 })

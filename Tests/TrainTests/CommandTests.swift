@@ -123,7 +123,7 @@ final class CommandTests: XCTestCase {
     func testKilledRunResumesToTheSameWeights() throws {
         let command = try trainCommandURL()
         let data = scratch.file("data")
-        try writeMNISTRot(in: data, train: 256, test: 64, seed: 11)
+        try writeMNISTRot(in: data, train: 1600, test: 64, seed: 11)
         let arguments = ["--model", "cnn", "--dataset", "mnist-rot", "--data-dir", data.path, "--epochs", "3",
                          "--batch-size", "32", "--shuffle", "--seed", "5", "--threads", "1"]
         let whole = scratch.file("whole"), killed = scratch.file("killed")
@@ -140,12 +140,13 @@ final class CommandTests: XCTestCase {
             usleep(20_000)
         }
         XCTAssertTrue(FileManager.default.fileExists(atPath: checkpoint.path), "no checkpoint after epoch 1: \(victim.output)")
-        // Kill when about 40% of the second epoch has passed (an epoch takes about as long as the first did).
-        let firstEpoch = victim.output.split(separator: "\n").first { $0.hasPrefix("epoch 1/3: ") }
-        let seconds = firstEpoch.flatMap { line in
-            line.split(separator: ",").first { $0.hasSuffix(" s") }.flatMap { Double($0.dropLast(2).trimmingCharacters(in: .whitespaces)) }
-        } ?? 1
-        usleep(useconds_t(max(0.2, 0.4 * seconds) * 1_000_000))
+        // Kill once the second epoch reports its 20th of 50 batches: a point reached by progress, not by the clock,
+        // so a fast or a loaded machine kills at the same place (with 30 batches to spare).
+        let marker = "epoch 2/3 [", mark = " 20/50 loss"
+        while !victim.output.split(separator: "\n").contains(where: { $0.hasPrefix(marker) && $0.contains(mark) })
+                && victim.process.isRunning && Date() < deadline {
+            usleep(2_000)
+        }
         victim.kill()
         let killedResult = victim.finish()
         XCTAssertTrue(killedResult.killedBySignal, "the run ended before it was killed: \(killedResult.output)")
@@ -174,7 +175,7 @@ final class CommandTests: XCTestCase {
         XCTAssertEqual(try metrics.split(separator: "\n").map {
             try JSONDecoder().decode(EpochMetrics.self, from: Data($0.utf8)).epoch
         }, [1, 2, 3])
-        print("kill/resume: killed \(String(format: "%.2f", max(0.2, 0.4 * seconds))) s into epoch 2 (epoch 1 took "
-              + "\(seconds) s); resumed weights identical; \(String(format: "%.1f", Date().timeIntervalSince(start))) s")
+        print("kill/resume: killed after batch 20 of 50 in epoch 2; resumed weights identical; "
+              + "\(String(format: "%.1f", Date().timeIntervalSince(start))) s")
     }
 }

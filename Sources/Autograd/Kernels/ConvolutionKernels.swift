@@ -129,6 +129,16 @@ extension TensorScalar {
                 for task in tasks {
                     let n = task / g.channels, c = task % g.channels
                     let plane = input + task * h * w
+                    if top == 0 && left == 0 {
+                        // No padding: the windows read the plane itself.
+                        for i in 0..<kh {
+                            for j in 0..<kw {
+                                let row = columns + ((c * kh + i) * kw + j) * rowLength + n * planeOut
+                                for oy in 0..<outH { copyRow(plane + (oy + i) * w + j, row + oy * outW, outW) }
+                            }
+                        }
+                        continue
+                    }
                     // Rows and columns of the plane that land inside the padded area (all of them unless the
                     // padding is larger than the kernel needs).
                     let y0 = Swift.max(0, -top), y1 = Swift.min(h, paddedH - top)
@@ -149,6 +159,17 @@ extension TensorScalar {
                 }
             }
         }
+    }
+
+    /// dst[i] += src[i] for a short row: whole vectors, then the tail.
+    @inline(__always)
+    static func addRow(_ src: UnsafePointer<Self>, _ dst: UnsafeMutablePointer<Self>, _ count: Int) {
+        var i = 0
+        while i + 8 <= count {
+            store8(load8(dst + i) + load8(src + i), dst + i)
+            i += 8
+        }
+        while i < count { dst[i] += src[i]; i += 1 }
     }
 
     /// Copies a short row: whole vectors, then the tail (a library copy call costs more than the copy here).
@@ -194,7 +215,7 @@ extension TensorScalar {
                         let src = row + oy * outW
                         let dst = plane + (oy * sh + yOffset) * g.width + xOffset
                         if sw == 1 {
-                            for ox in xs { dst[ox] += src[ox] }
+                            addRow(src + xs.lowerBound, dst + xs.lowerBound, xs.count)
                         } else {
                             for ox in xs { dst[ox * sw] += src[ox] }
                         }
