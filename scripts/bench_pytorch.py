@@ -126,13 +126,16 @@ class CNN(nn.Module):
 CLOCK = time.perf_counter
 
 
-def median(runs, body, warmup=1):
+def median(runs, body, warmup=1, prepare=None):
+    """Median seconds of `runs` calls of body after a warm-up; with `prepare`, body(prepare()) and only body timed."""
+    call = (lambda: body(prepare())) if prepare else body
     for _ in range(warmup):
-        body()
+        call()
     times = []
     for _ in range(runs):
+        args = (prepare(),) if prepare else ()
         start = CLOCK()
-        body()
+        body(*args)
         times.append(CLOCK() - start)
     return statistics.median(times)
 
@@ -204,21 +207,22 @@ def bench_convolutions(r, repeats):
             with torch.no_grad():
                 F.conv2d(x, w, b, padding=1)
 
-        def with_input():
-            xi = x.clone().requires_grad_(True)
-            F.conv2d(xi, w, b, padding=1).backward(g)
+        # Each backward is timed alone, after an untimed forward that records what it needs.
+        def forward_with_input():
+            return F.conv2d(x.clone().requires_grad_(True), w, b, padding=1)
 
-        def with_weight():
-            wi = w.clone().requires_grad_(True)
-            F.conv2d(x, wi, b, padding=1).backward(g)
+        def forward_with_weight():
+            return F.conv2d(x, w.clone().requires_grad_(True), b, padding=1)
+
+        def backward(y):
+            y.backward(g)
 
         t_forward = median(repeats, forward)
+        parts = [("forward", t_forward)]
         # The lifting layer reads the image, which needs no gradient in training.
-        t_input = median(repeats, with_input) if name != "lifting" else None
-        t_weight = median(repeats, with_weight)
-        parts = [("forward", t_forward), ("backward_weight", max(t_weight - t_forward, 1e-9))]
-        if t_input is not None:
-            parts.insert(1, ("backward_input", max(t_input - t_forward, 1e-9)))
+        if name != "lifting":
+            parts.append(("backward_input", median(repeats, backward, prepare=forward_with_input)))
+        parts.append(("backward_weight", median(repeats, backward, prepare=forward_with_weight)))
         for part, seconds in parts:
             key = f"conv.{name}.{part}"
             r[f"{key}.ms"] = seconds * 1e3
@@ -239,14 +243,14 @@ def bench_pooling(r, repeats):
 
         g = torch.randn(*pool(x).shape)
 
-        def both():
-            xi = x.clone().requires_grad_(True)
-            pool(xi).backward(g)
+        def forward_with_input():
+            return pool(x.clone().requires_grad_(True))
 
-        t_forward = median(repeats, forward)
-        t_both = median(repeats, both)
-        r[f"maxpool.{name}.forward.ms"] = t_forward * 1e3
-        r[f"maxpool.{name}.backward.ms"] = max(t_both - t_forward, 0) * 1e3
+        def backward(y):
+            y.backward(g)
+
+        r[f"maxpool.{name}.forward.ms"] = median(repeats, forward) * 1e3
+        r[f"maxpool.{name}.backward.ms"] = median(repeats, backward, prepare=forward_with_input) * 1e3
 
 
 def bench_filters(r, repeats):
