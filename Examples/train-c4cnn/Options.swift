@@ -21,8 +21,11 @@ struct Options {
     var weights: String?
     var metrics: String?
     var plot: String?
-    var compare = false
+    /// The models trained one after the other by `--compare` or `--models`, with a table and a plot of all.
+    var comparedModels: [String]?
     var help = false
+
+    var compare: Bool { comparedModels != nil }
 
     static let usage = """
     USAGE: train-c4cnn [options]
@@ -44,12 +47,14 @@ struct Options {
       --seed N                    seed for initialisation and shuffling (default 0)
       --threads N                 threads for BLAS and the framework's kernels (default: all cores)
       --init FILE                 start from the parameters in a safetensors state dict (e.g. saved by PyTorch)
-      --checkpoint-dir DIR        where checkpoints, metrics and plots go (default runs/MODEL-DATASET)
+      --checkpoint-dir DIR        where checkpoints, metrics and plots go (default runs/MODEL-DATASET-PRESET)
       --resume                    continue from the last checkpoint in the checkpoint directory
       --eval-only --weights FILE  only evaluate the parameters in FILE on the test set
       --metrics FILE              JSON-lines metrics file (default CHECKPOINT_DIR/metrics.jsonl)
       --plot FILE                 SVG of loss and test accuracy (default CHECKPOINT_DIR/curves.svg)
       --compare                   train the C4CNN and the CNN under the same protocol and print the table
+      --models LIST               like --compare for the listed models, e.g. c4cnn,cnn,d4cnn (with --resume,
+                                  finished runs are only read back: the table and the plot of runs made earlier)
       -h, --help                  show this help
     """
 
@@ -113,7 +118,17 @@ struct Options {
             case "--weights": options.weights = try value(flag)
             case "--metrics": options.metrics = try value(flag)
             case "--plot": options.plot = try value(flag)
-            case "--compare": options.compare = true
+            case "--compare": options.comparedModels = options.comparedModels ?? ["c4cnn", "cnn"]
+            case "--models":
+                let list = try value(flag).split(separator: ",", omittingEmptySubsequences: false).map(String.init)
+                for name in list where !["c4cnn", "cnn", "d4cnn"].contains(name) {
+                    throw UsageError(description: "--models: unknown model '\(name)' (a comma-separated list of "
+                                     + "c4cnn, cnn, d4cnn)")
+                }
+                guard Set(list).count == list.count else {
+                    throw UsageError(description: "--models: a model is listed twice in '\(list.joined(separator: ","))'")
+                }
+                options.comparedModels = list
             case "-h", "--help": options.help = true
             default: throw UsageError(description: "unknown option '\(flag)'")
             }

@@ -90,7 +90,8 @@ func train(modelName: String, options: Options, data: (train: ImageDataset, test
     if let last = trainer.history.last {
         print(String(format: "done: %@ test accuracy %.2f%% after %d epochs, %@ of training; weights in %@, "
                      + "curves in %@", modelName, 100 * last.testAccuracy, last.epoch,
-                     ProgressReporter.duration(seconds), weights.path, plotURL.path))
+                     ProgressReporter.duration(trainer.history.reduce(0) { $0 + $1.seconds }), weights.path,
+                     plotURL.path))
     }
     return RunResult(name: modelName, history: trainer.history, seconds: seconds, parameters: model.parameterCount)
 }
@@ -130,7 +131,7 @@ do {
         exit(0)
     }
 
-    let models = options.compare ? ["c4cnn", "cnn"] : [options.model]
+    let models = options.comparedModels ?? [options.model]
     let defaults = options.preset == "original" && options.configuration == .original
     if defaults {
         print("Running the original experiment: \(models.joined(separator: " and ")) on \(options.dataset.rawValue) "
@@ -145,15 +146,19 @@ do {
         results.append(try train(modelName: model, options: options, data: data, directory: directory))
     }
     if results.count > 1 {
-        print("\nmodel    parameters  test accuracy  train time")
+        // Training time: the epochs' training phases as recorded (test evaluation left out), so that runs resumed
+        // or only read back count in full.
+        print("\nmodel    parameters  epochs  test accuracy  train time")
         for r in results {
-            print(String(format: "%-8@ %10d  %12.2f%%  %@", r.name, r.parameters,
-                         100 * (r.history.last?.testAccuracy ?? 0), ProgressReporter.duration(r.seconds)))
+            print(String(format: "%-8@ %10d  %6d  %12.2f%%  %@", r.name, r.parameters, r.history.count,
+                         100 * (r.history.last?.testAccuracy ?? 0),
+                         ProgressReporter.duration(r.history.reduce(0) { $0 + $1.seconds })))
         }
         let plot = URL(fileURLWithPath: options.checkpointDirectory ?? "runs")
             .appendingPathComponent("compare-\(options.dataset.rawValue)-\(options.preset).svg")
         try CurvePlot.write(results.map { .init(name: $0.name, history: $0.history) },
-                            title: "C4CNN vs CNN on \(options.dataset.rawValue)", to: plot)
+                            title: "\(models.map { $0.uppercased() }.joined(separator: " vs ")) on "
+                                + "\(options.dataset.rawValue), \(options.preset) recipe", to: plot)
         print("curves: \(plot.path)")
     }
 } catch let error as UsageError {

@@ -107,6 +107,8 @@ final class CommandTests: XCTestCase {
                                      (["--lr"], "^error: --lr needs a value$"),
                                      (["--lr", "fast"], "^error: --lr: 'fast' is not a non-negative number$"),
                                      (["--model", "resnet"], "^error: --model: unknown model 'resnet'"),
+                                     (["--models", "c4cnn,resnet"], "^error: --models: unknown model 'resnet'"),
+                                     (["--models", "cnn,cnn"], "^error: --models: a model is listed twice in 'cnn,cnn'$"),
                                      (["--threads", "-3"], "^error: --threads: '-3' is not a whole number from 1 to 4096$")] {
             result = try runCommand(arguments, in: scratch.url, logName: "flag")
             assertFails(result, status: 2, firstLine: pattern)
@@ -116,6 +118,37 @@ final class CommandTests: XCTestCase {
         result = try runCommand(common + ["--lr", "1e6"], in: scratch.url, logName: "diverge")
         assertFails(result, status: 1, firstLine: "^error: (the loss became NaN at epoch 1, batch [0-9]+|parameter "
                     + "[a-z_.0-9]+ became NaN or infinite in the update after epoch 1, batch [0-9]+); training stopped; ")
+    }
+
+    /// `--models` trains each listed model into its own folder and writes the table and one plot of all; with
+    /// `--resume` finished runs are read back, not trained again.
+    func testModelsTrainsEachAndReadsFinishedRunsBack() throws {
+        _ = try trainCommandURL()
+        let data = scratch.file("data")
+        try writeMNISTRot(in: data, train: 64, test: 16, seed: 21)
+        let runs = scratch.file("runs")
+        let arguments = ["--models", "cnn,c4cnn", "--dataset", "mnist-rot", "--data-dir", data.path, "--epochs", "1",
+                         "--batch-size", "32", "--threads", "1", "--checkpoint-dir", runs.path]
+        let first = try runCommand(arguments, in: scratch.url, logName: "models")
+        XCTAssertEqual(first.status, 0, first.errorOutput)
+        for model in ["cnn", "c4cnn"] {
+            let folder = runs.appendingPathComponent("\(model)-mnist-rot-original")
+            XCTAssertTrue(FileManager.default.fileExists(atPath: Trainer.checkpointURL(in: folder).path), model)
+            XCTAssertNotNil(first.output.range(of: "\n\(model) +[0-9]+ +1 +[0-9.]+%", options: .regularExpression),
+                            first.output)
+        }
+        let plot = runs.appendingPathComponent("compare-mnist-rot-original.svg")
+        let svg = try String(contentsOf: plot, encoding: .utf8)
+        XCTAssertTrue(svg.contains("CNN vs C4CNN on mnist-rot"), svg)
+
+        let again = try runCommand(arguments + ["--resume"], in: scratch.url, logName: "models-again")
+        XCTAssertEqual(again.status, 0, again.errorOutput)
+        XCTAssertFalse(again.output.contains("epoch 1/1"), "a finished run was trained again: \(again.output)")
+        XCTAssertEqual(again.output.components(separatedBy: "after epoch 1\n").count, 3, again.output)
+        // The table reads the recorded history: the same accuracies as the first time.
+        let rows = { (text: String) in text.split(separator: "\n").filter { $0.hasPrefix("cnn ") || $0.hasPrefix("c4cnn ") } }
+        XCTAssertEqual(rows(again.output),
+                       rows(first.output))
     }
 
     /// A run killed (SIGKILL) in the middle of its second epoch and resumed ends with exactly the weights of an
