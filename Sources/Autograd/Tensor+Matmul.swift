@@ -58,18 +58,7 @@ extension Tensor {
         precondition(Array(b.shape.dropLast(2)) == batchShape,
                      "matmul: batch dimensions differ for shapes \(a.shape) and \(b.shape)")
         let batch = batchShape.reduce(1, *)
-        let result = Tensor(shape: batchShape + [m, n]) { out in
-            a.scalars.withUnsafeBufferPointer { pa in
-                b.scalars.withUnsafeBufferPointer { pb in
-                    for i in 0..<batch {
-                        Scalar.gemmAllowingEmpty(transA: false, transB: false, m: m, n: n, k: k, alpha: 1,
-                                                 a: pa.baseAddress.map { $0 + i * m * k }, lda: k,
-                                                 b: pb.baseAddress.map { $0 + i * k * n }, ldb: n,
-                                                 beta: 0, c: out.baseAddress.map { $0 + i * m * n }, ldc: n)
-                    }
-                }
-            }
-        }
+        let result = Tensor.batchedProduct(a, b, transA: false, transB: false, batch: batch, shape: batchShape + [m, n])
         let (ca, cb) = (a.detached(), b.detached())
         return Tensor.record(result, inputs: [a, b]) { g in
             [a.requiresGradient ? Tensor.batchedProduct(g, cb, transA: false, transB: true, batch: batch,

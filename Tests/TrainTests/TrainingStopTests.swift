@@ -57,7 +57,7 @@ final class TrainingStopTests: XCTestCase {
         // The batch producer of the abandoned epoch ends.
         if let before = threadsBefore {
             var now = threadCount() ?? before
-            for _ in 0..<100 where now > before { usleep(10_000); now = threadCount() ?? before }
+            for _ in 0..<500 where now > before { usleep(10_000); now = threadCount() ?? before }
             XCTAssertLessThanOrEqual(now, before, "a batch producer thread was left running")
         }
 

@@ -54,6 +54,46 @@ public struct ConvolutionGeometry: Sendable, Equatable {
         let high = size - offset <= 0 ? 0 : Swift.min((size - offset - 1) / stride + 1, outputSize)
         return low ..< Swift.max(low, high)
     }
+
+    /// One kernel tap (i, j) as the im2col / col2im loops see it: output (oy, ox) reads input row
+    /// oy * strideHeight + rowOffset and column ox * strideWidth + columnOffset, which lie inside the image for oy
+    /// in `rows` and ox in `columns`.
+    struct KernelTap {
+        var rows: Range<Int>
+        var columns: Range<Int>
+        var rowOffset: Int
+        var columnOffset: Int
+    }
+
+    /// The loop nest `im2col` and `col2im` share, one (image, channel) plane per task (so that col2im's accumulation
+    /// is race-free): for every kernel tap of every plane, in tap order, `body` gets the offset of the plane in the
+    /// input (N, C, H, W), the offset of the plane's outputHeight * outputWidth values in the tap's row of the column
+    /// matrix (C * kh * kw, N * outH * outW), and the tap.
+    @inline(__always)
+    func forEachKernelTap(_ body: (_ planeStart: Int, _ rowStart: Int, _ tap: KernelTap) -> Void) {
+        let (kh, kw) = (kernelHeight, kernelWidth)
+        let planeIn = height * width, planeOut = outputHeight * outputWidth
+        let rowLength = batch * planeOut
+        // Valid output ranges per kernel tap, shared by every image and channel.
+        var taps: [KernelTap] = []
+        taps.reserveCapacity(kh * kw)
+        for i in 0..<kh {
+            let rowOffset = i * dilationHeight - padHeight
+            let rows = Self.validRange(offset: rowOffset, size: height, stride: strideHeight, outputSize: outputHeight)
+            for j in 0..<kw {
+                let columnOffset = j * dilationWidth - padWidth
+                let columns = Self.validRange(offset: columnOffset, size: width, stride: strideWidth,
+                                              outputSize: outputWidth)
+                taps.append(KernelTap(rows: rows, columns: columns, rowOffset: rowOffset, columnOffset: columnOffset))
+            }
+        }
+        Parallel.forEach(batch * channels) { task in
+            let n = task / channels, c = task % channels
+            for tap in 0..<(kh * kw) {
+                body(task * planeIn, (c * kh * kw + tap) * rowLength + n * planeOut, taps[tap])
+            }
+        }
+    }
 }
 
 // MARK: - Kernels
@@ -61,51 +101,29 @@ public struct ConvolutionGeometry: Sendable, Equatable {
 extension TensorScalar {
     public static func im2col(_ input: UnsafePointer<Self>, _ columns: UnsafeMutablePointer<Self>,
                               geometry g: ConvolutionGeometry) {
-        let (kh, kw) = (g.kernelHeight, g.kernelWidth)
-        let (outH, outW) = (g.outputHeight, g.outputWidth)
-        let planeOut = outH * outW
-        let rowLength = g.batch * planeOut
-        let planeIn = g.height * g.width
-        let (sh, sw) = (g.strideHeight, g.strideWidth)
-        // Valid output ranges per kernel row / column offset, shared by every image and channel.
-        let rowsValid = (0..<kh).map {
-            ConvolutionGeometry.validRange(offset: $0 * g.dilationHeight - g.padHeight, size: g.height,
-                                           stride: sh, outputSize: outH)
-        }
-        let colsValid = (0..<kw).map {
-            ConvolutionGeometry.validRange(offset: $0 * g.dilationWidth - g.padWidth, size: g.width,
-                                           stride: sw, outputSize: outW)
-        }
-        if sh == 1 && sw == 1 && g.dilationHeight == 1 && g.dilationWidth == 1 {
+        if g.strideHeight == 1 && g.strideWidth == 1 && g.dilationHeight == 1 && g.dilationWidth == 1 {
             im2colUnitStride(input, columns, geometry: g)
             return
         }
-        Parallel.forEach(g.batch * g.channels) { task in
-            let n = task / g.channels, c = task % g.channels
-            let plane = input + task * planeIn
-            for i in 0..<kh {
-                let ys = rowsValid[i]
-                let yOffset = i * g.dilationHeight - g.padHeight
-                for j in 0..<kw {
-                    let xs = colsValid[j]
-                    let xOffset = j * g.dilationWidth - g.padWidth
-                    let row = columns + ((c * kh + i) * kw + j) * rowLength + n * planeOut
-                    // Output rows wholly in the vertical padding.
-                    row.update(repeating: 0, count: ys.lowerBound * outW)
-                    (row + ys.upperBound * outW).update(repeating: 0, count: (outH - ys.upperBound) * outW)
-                    for oy in ys {
-                        let dst = row + oy * outW
-                        // Start of the input row, shifted so that dst[ox] reads src[ox * sw].
-                        let src = plane + (oy * sh + yOffset) * g.width + xOffset
-                        dst.update(repeating: 0, count: xs.lowerBound)
-                        if sw == 1 {
-                            copyRow(src + xs.lowerBound, dst + xs.lowerBound, xs.count)
-                        } else {
-                            for ox in xs { dst[ox] = src[ox * sw] }
-                        }
-                        (dst + xs.upperBound).update(repeating: 0, count: outW - xs.upperBound)
-                    }
+        let (outH, outW) = (g.outputHeight, g.outputWidth)
+        let (sh, sw) = (g.strideHeight, g.strideWidth)
+        g.forEachKernelTap { planeStart, rowStart, tap in
+            let plane = input + planeStart, row = columns + rowStart
+            let (ys, xs) = (tap.rows, tap.columns)
+            // Output rows wholly in the vertical padding.
+            row.update(repeating: 0, count: ys.lowerBound * outW)
+            (row + ys.upperBound * outW).update(repeating: 0, count: (outH - ys.upperBound) * outW)
+            for oy in ys {
+                let dst = row + oy * outW
+                // Start of the input row, shifted so that dst[ox] reads src[ox * sw].
+                let src = plane + (oy * sh + tap.rowOffset) * g.width + tap.columnOffset
+                dst.update(repeating: 0, count: xs.lowerBound)
+                if sw == 1 {
+                    copyRow(src + xs.lowerBound, dst + xs.lowerBound, xs.count)
+                } else {
+                    for ox in xs { dst[ox] = src[ox * sw] }
                 }
+                (dst + xs.upperBound).update(repeating: 0, count: outW - xs.upperBound)
             }
         }
     }
@@ -185,41 +203,19 @@ extension TensorScalar {
 
     public static func col2im(_ columns: UnsafePointer<Self>, _ input: UnsafeMutablePointer<Self>,
                               geometry g: ConvolutionGeometry) {
-        let (kh, kw) = (g.kernelHeight, g.kernelWidth)
-        let (outH, outW) = (g.outputHeight, g.outputWidth)
-        let planeOut = outH * outW
-        let rowLength = g.batch * planeOut
-        let planeIn = g.height * g.width
+        let outW = g.outputWidth
         let (sh, sw) = (g.strideHeight, g.strideWidth)
-        let rowsValid = (0..<kh).map {
-            ConvolutionGeometry.validRange(offset: $0 * g.dilationHeight - g.padHeight, size: g.height,
-                                           stride: sh, outputSize: outH)
-        }
-        let colsValid = (0..<kw).map {
-            ConvolutionGeometry.validRange(offset: $0 * g.dilationWidth - g.padWidth, size: g.width,
-                                           stride: sw, outputSize: outW)
-        }
-        // Each task owns one (image, channel) plane of the input gradient, so the accumulation is race-free.
-        Parallel.forEach(g.batch * g.channels) { task in
-            let n = task / g.channels, c = task % g.channels
-            let plane = input + task * planeIn
-            for i in 0..<kh {
-                let ys = rowsValid[i]
-                let yOffset = i * g.dilationHeight - g.padHeight
-                for j in 0..<kw {
-                    let xs = colsValid[j]
-                    if xs.isEmpty { continue }
-                    let xOffset = j * g.dilationWidth - g.padWidth
-                    let row = columns + ((c * kh + i) * kw + j) * rowLength + n * planeOut
-                    for oy in ys {
-                        let src = row + oy * outW
-                        let dst = plane + (oy * sh + yOffset) * g.width + xOffset
-                        if sw == 1 {
-                            addRow(src + xs.lowerBound, dst + xs.lowerBound, xs.count)
-                        } else {
-                            for ox in xs { dst[ox * sw] += src[ox] }
-                        }
-                    }
+        g.forEachKernelTap { planeStart, rowStart, tap in
+            let xs = tap.columns
+            if xs.isEmpty { return }
+            let plane = input + planeStart, row = columns + rowStart
+            for oy in tap.rows {
+                let src = row + oy * outW
+                let dst = plane + (oy * sh + tap.rowOffset) * g.width + tap.columnOffset
+                if sw == 1 {
+                    addRow(src + xs.lowerBound, dst + xs.lowerBound, xs.count)
+                } else {
+                    for ox in xs { dst[ox * sw] += src[ox] }
                 }
             }
         }
@@ -255,6 +251,12 @@ extension ConvolutionGeometry {
     /// Output positions per image.
     var outputPlane: Int { outputHeight * outputWidth }
 
+    /// Input elements per image: channels * height * width.
+    var inputImageSize: Int { channels * height * width }
+
+    /// True when the images of a chunk take one GEMM each (large output planes), false when they share one.
+    var gemmPerImage: Bool { outputPlane >= 256 }
+
     /// Images per chunk: column buffers of about 2^21 elements, and at least `threads` chunks when the batch allows.
     func imagesPerChunk(threads: Int) -> Int {
         let perImage = Swift.max(1, columnRows * outputPlane)
@@ -273,6 +275,18 @@ extension ConvolutionGeometry {
         g.batch = count
         return g
     }
+
+    /// Runs `body` on the chunks of images (`imagesPerChunk`) in parallel, with the chunk's first image, its number
+    /// of images and the worker slot that runs it.
+    @inline(__always)
+    func forEachChunk(_ body: (_ firstImage: Int, _ count: Int, _ worker: Int) -> Void) {
+        let images = imagesPerChunk(threads: Parallel.threads)
+        let chunks = (batch + images - 1) / images
+        Parallel.forEachWorker(chunks) { chunk, worker in
+            let firstImage = chunk * images
+            body(firstImage, Swift.min(images, batch - firstImage), worker)
+        }
+    }
 }
 
 extension TensorScalar {
@@ -282,11 +296,9 @@ extension TensorScalar {
     public static func convolutionForward(_ input: UnsafePointer<Self>, weight: UnsafePointer<Self>,
                                           bias: UnsafePointer<Self>?, _ output: UnsafeMutablePointer<Self>,
                                           outChannels: Int, geometry g: ConvolutionGeometry) {
-        let images = g.imagesPerChunk(threads: Parallel.threads)
-        let chunks = (g.batch + images - 1) / images
         let (k, plane) = (g.columnRows, g.outputPlane)
-        let inPlane = g.channels * g.height * g.width
-        let perImage = plane >= 256
+        let inPlane = g.inputImageSize
+        let perImage = g.gemmPerImage
         // Per image, the bias rides in the product: the weights get the bias as one more column and the columns a
         // row of ones, so the GEMM writes each output once.
         let rows = bias == nil ? k : k + 1
@@ -298,8 +310,7 @@ extension TensorScalar {
                 augmented[o * rows + k] = bias[o]
             }
         }
-        Parallel.forEachWorker(chunks) { chunk, _ in
-            let n0 = chunk * images, count = Swift.min(images, g.batch - n0)
+        g.forEachChunk { n0, count, _ in
             let columns = count * plane
             BufferPool.withScratch(Self.self, count: (perImage ? rows * plane : (k + outChannels) * columns)) { col in
                 if perImage {
@@ -325,13 +336,10 @@ extension TensorScalar {
     public static func convolutionGradInput(_ gradOutput: UnsafePointer<Self>, weight: UnsafePointer<Self>,
                                             _ gradInput: UnsafeMutablePointer<Self>, outChannels: Int,
                                             geometry g: ConvolutionGeometry) {
-        let images = g.imagesPerChunk(threads: Parallel.threads)
-        let chunks = (g.batch + images - 1) / images
         let (k, plane) = (g.columnRows, g.outputPlane)
-        let inPlane = g.channels * g.height * g.width
-        let perImage = plane >= 256
-        Parallel.forEachWorker(chunks) { chunk, _ in
-            let n0 = chunk * images, count = Swift.min(images, g.batch - n0)
+        let inPlane = g.inputImageSize
+        let perImage = g.gemmPerImage
+        g.forEachChunk { n0, count, _ in
             let columns = count * plane
             BufferPool.withScratch(Self.self, count: (k + (perImage ? 0 : outChannels)) * columns) { dcol in
                 let dx = gradInput + n0 * inPlane
@@ -358,18 +366,15 @@ extension TensorScalar {
     public static func convolutionGradWeight(_ gradOutput: UnsafePointer<Self>, input: UnsafePointer<Self>,
                                              _ gradWeight: UnsafeMutablePointer<Self>, outChannels: Int,
                                              geometry g: ConvolutionGeometry) {
-        let images = g.imagesPerChunk(threads: Parallel.threads)
-        let chunks = (g.batch + images - 1) / images
         let (k, plane) = (g.columnRows, g.outputPlane)
-        let inPlane = g.channels * g.height * g.width
+        let inPlane = g.inputImageSize
         let weightCount = outChannels * k
-        let perImage = plane >= 256
+        let perImage = g.gemmPerImage
         let slots = Parallel.workerSlots
         let partials = UnsafeMutablePointer<BufferPool.Block?>.allocate(capacity: slots)
         partials.initialize(repeating: nil, count: slots)
         defer { partials.deallocate() }
-        Parallel.forEachWorker(chunks) { chunk, worker in
-            let n0 = chunk * images, count = Swift.min(images, g.batch - n0)
+        g.forEachChunk { n0, count, worker in
             let columns = count * plane
             // Worker 0 accumulates straight into the result, the others into blocks summed at the end.
             var beta: Self = 1

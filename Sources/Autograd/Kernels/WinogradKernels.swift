@@ -411,6 +411,108 @@ extension TensorScalar {
     }
 }
 
+// MARK: - Tile plumbing
+
+/// The side of the convolution a tile loop walks: the input (V and dV, and the padded input scratch) or the output
+/// (M and dM, and the output scratch).
+enum WinogradSide {
+    case input, output
+}
+
+extension TensorScalar {
+    /// Calls `body` for every tile of one image and every 8-lane channel group of `side`, tile rows outermost and
+    /// groups innermost. `body` gets the offset of the tile's top-left corner in the group's part of the image scratch
+    /// [group][row][column][8], and the offset of the tile's group lanes at tile position 0 of a transformed buffer
+    /// [xi][tile][lanes] (whose image tiles start at `firstTile`).
+    @inline(__always)
+    static func winogradForEachTile(_ g: WinogradGeometry, _ side: WinogradSide, firstTile: Int,
+                                    _ body: (_ scratchOffset: Int, _ tileOffset: Int) -> Void) {
+        let (groups, lanes) = side == .input ? (g.inGroups, g.inLanes) : (g.outGroups, g.outLanes)
+        let (rows, cols) = side == .input ? (g.rows, g.columns) : (g.outRows, g.outColumns)
+        let groupSize = rows * cols * 8
+        let m = g.block
+        for ty in 0..<g.tilesHigh {
+            for tx in 0..<g.tilesWide {
+                let tile = firstTile + ty * g.tilesWide + tx
+                let corner = (ty * m * cols + tx * m) * 8
+                for group in 0..<groups { body(corner + group * groupSize, tile * lanes + group * 8) }
+            }
+        }
+    }
+
+    /// Writes the values of a one-dimensional transform to t[0], t[1], ...
+    @inline(__always)
+    static func unpack(_ r: (Lanes, Lanes, Lanes), into t: UnsafeMutablePointer<Lanes>) {
+        t[0] = r.0; t[1] = r.1; t[2] = r.2
+    }
+
+    @inline(__always)
+    static func unpack(_ r: (Lanes, Lanes, Lanes, Lanes, Lanes), into t: UnsafeMutablePointer<Lanes>) {
+        t[0] = r.0; t[1] = r.1; t[2] = r.2; t[3] = r.3; t[4] = r.4
+    }
+
+    @inline(__always)
+    static func unpack(_ r: (Lanes, Lanes, Lanes, Lanes, Lanes, Lanes, Lanes), into t: UnsafeMutablePointer<Lanes>) {
+        t[0] = r.0; t[1] = r.1; t[2] = r.2; t[3] = r.3; t[4] = r.4; t[5] = r.5; t[6] = r.6
+    }
+
+    /// Stores the values of a one-dimensional transform at p, p + stride, p + 2 * stride, ... (a column of a
+    /// transformed tile, whose value i goes to position i * n + j: p = o + j * positionStride and
+    /// stride = n * positionStride; or a column of output rows in a scratch).
+    @inline(__always)
+    static func storeStrided(_ c: (Lanes, Lanes, Lanes), _ p: UnsafeMutablePointer<Self>, stride: Int) {
+        store8(c.0, p)
+        store8(c.1, p + stride)
+        store8(c.2, p + 2 * stride)
+    }
+
+    @inline(__always)
+    static func storeStrided(_ c: (Lanes, Lanes, Lanes, Lanes, Lanes), _ p: UnsafeMutablePointer<Self>, stride: Int) {
+        store8(c.0, p)
+        store8(c.1, p + stride)
+        store8(c.2, p + 2 * stride)
+        store8(c.3, p + 3 * stride)
+        store8(c.4, p + 4 * stride)
+    }
+
+    @inline(__always)
+    static func storeStrided(_ c: (Lanes, Lanes, Lanes, Lanes, Lanes, Lanes, Lanes), _ p: UnsafeMutablePointer<Self>,
+                             stride: Int) {
+        storeStrided((c.0, c.1, c.2, c.3, c.4), p, stride: stride)
+        store8(c.5, p + 5 * stride)
+        store8(c.6, p + 6 * stride)
+    }
+
+    /// Adds the values of a one-dimensional transform into p, p + stride, p + 2 * stride, ...
+    @inline(__always)
+    static func addStrided(_ c: (Lanes, Lanes, Lanes, Lanes, Lanes), _ p: UnsafeMutablePointer<Self>, stride: Int) {
+        store8(load8(p) + c.0, p)
+        store8(load8(p + stride) + c.1, p + stride)
+        store8(load8(p + 2 * stride) + c.2, p + 2 * stride)
+        store8(load8(p + 3 * stride) + c.3, p + 3 * stride)
+        store8(load8(p + 4 * stride) + c.4, p + 4 * stride)
+    }
+
+    @inline(__always)
+    static func addStrided(_ c: (Lanes, Lanes, Lanes, Lanes, Lanes, Lanes, Lanes), _ p: UnsafeMutablePointer<Self>,
+                           stride: Int) {
+        addStrided((c.0, c.1, c.2, c.3, c.4), p, stride: stride)
+        store8(load8(p + 5 * stride) + c.5, p + 5 * stride)
+        store8(load8(p + 6 * stride) + c.6, p + 6 * stride)
+    }
+
+    /// Gathers `count` vectors p[0], p[stride], p[2 * stride], ... into x[0..<count].
+    @inline(__always)
+    static func gather(_ p: UnsafePointer<Self>, count: Int, stride: Int, into x: UnsafeMutablePointer<Lanes>) {
+        for i in 0..<count { x[i] = load8(p + i * stride) }
+    }
+
+    @inline(__always)
+    static func gather(_ p: UnsafePointer<Lanes>, count: Int, stride: Int, into x: UnsafeMutablePointer<Lanes>) {
+        for i in 0..<count { x[i] = p[i * stride] }
+    }
+}
+
 // MARK: - Per-image transforms
 
 extension TensorScalar {
@@ -449,56 +551,30 @@ extension TensorScalar {
     static func winogradInputTiles(_ scratch: UnsafePointer<Self>, _ v: UnsafeMutablePointer<Self>,
                                    firstTile: Int, chunkTiles: Int, _ g: WinogradGeometry,
                                    _ t: UnsafeMutablePointer<Lanes>) {
-        let cols = g.columns, groupSize = g.rows * cols * 8
-        let lanes = g.inLanes
-        let positionStride = chunkTiles * lanes
-        let m = g.block
-        for ty in 0..<g.tilesHigh {
-            for tx in 0..<g.tilesWide {
-                let tile = firstTile + ty * g.tilesWide + tx
-                let base = scratch + (ty * m * cols + tx * m) * 8
-                let out = v + tile * lanes
-                for group in 0..<g.inGroups {
-                    let origin = base + group * groupSize
-                    let o = out + group * 8
-                    if m == 3 {
-                        for i in 0..<5 {
-                            let row = origin + i * cols * 8
-                            let r = inputRow(load8(row), load8(row + 8), load8(row + 16), load8(row + 24),
-                                             load8(row + 32))
-                            t[i * 5] = r.0; t[i * 5 + 1] = r.1; t[i * 5 + 2] = r.2; t[i * 5 + 3] = r.3
-                            t[i * 5 + 4] = r.4
-                        }
-                        for j in 0..<5 {
-                            let c = inputRow(t[j], t[5 + j], t[10 + j], t[15 + j], t[20 + j])
-                            store8(c.0, o + j * positionStride)
-                            store8(c.1, o + (5 + j) * positionStride)
-                            store8(c.2, o + (10 + j) * positionStride)
-                            store8(c.3, o + (15 + j) * positionStride)
-                            store8(c.4, o + (20 + j) * positionStride)
-                        }
-                    } else {
-                        // Rows into t[i][*], then columns (gathered into x) into V.
-                        let x = t + 49
-                        for i in 0..<7 {
-                            let row = origin + i * cols * 8
-                            for j in 0..<7 { x[j] = load8(row + j * 8) }
-                            let r = inputRow5(x)
-                            t[i * 7] = r.0; t[i * 7 + 1] = r.1; t[i * 7 + 2] = r.2; t[i * 7 + 3] = r.3
-                            t[i * 7 + 4] = r.4; t[i * 7 + 5] = r.5; t[i * 7 + 6] = r.6
-                        }
-                        for j in 0..<7 {
-                            for i in 0..<7 { x[i] = t[i * 7 + j] }
-                            let c = inputRow5(x)
-                            store8(c.0, o + j * positionStride)
-                            store8(c.1, o + (7 + j) * positionStride)
-                            store8(c.2, o + (14 + j) * positionStride)
-                            store8(c.3, o + (21 + j) * positionStride)
-                            store8(c.4, o + (28 + j) * positionStride)
-                            store8(c.5, o + (35 + j) * positionStride)
-                            store8(c.6, o + (42 + j) * positionStride)
-                        }
-                    }
+        let step = g.columns * 8  // one scratch row
+        let positionStride = chunkTiles * g.inLanes
+        let x = t + 49
+        winogradForEachTile(g, .input, firstTile: firstTile) { scratchOffset, tileOffset in
+            // Rows into t[i][*], then columns into V.
+            let origin = scratch + scratchOffset, o = v + tileOffset
+            if g.block == 3 {
+                for i in 0..<5 {
+                    let row = origin + i * step
+                    unpack(inputRow(load8(row), load8(row + 8), load8(row + 16), load8(row + 24), load8(row + 32)),
+                           into: t + i * 5)
+                }
+                for j in 0..<5 {
+                    storeStrided(inputRow(t[j], t[5 + j], t[10 + j], t[15 + j], t[20 + j]), o + j * positionStride,
+                                 stride: 5 * positionStride)
+                }
+            } else {
+                for i in 0..<7 {
+                    gather(origin + i * step, count: 7, stride: 8, into: x)
+                    unpack(inputRow5(x), into: t + i * 7)
+                }
+                for j in 0..<7 {
+                    gather(t + j, count: 7, stride: 7, into: x)
+                    storeStrided(inputRow5(x), o + j * positionStride, stride: 7 * positionStride)
                 }
             }
         }
@@ -513,57 +589,31 @@ extension TensorScalar {
         let (rows, cols) = (g.rows, g.columns)
         let groupSize = rows * cols * 8
         scratch.update(repeating: 0, count: g.inGroups * groupSize)
-        let lanes = g.inLanes
-        let positionStride = chunkTiles * lanes
-        let m = g.block
-        for ty in 0..<g.tilesHigh {
-            for tx in 0..<g.tilesWide {
-                let tile = firstTile + ty * g.tilesWide + tx
-                let base = scratch + (ty * m * cols + tx * m) * 8
-                let src = dv + tile * lanes
-                for group in 0..<g.inGroups {
-                    let s = src + group * 8
-                    let origin = base + group * groupSize
-                    let step = cols * 8
-                    if m == 3 {
-                        for p in 0..<5 {
-                            let q = s + p * 5 * positionStride
-                            let r = inputRowAdjoint(load8(q), load8(q + positionStride), load8(q + 2 * positionStride),
-                                                    load8(q + 3 * positionStride), load8(q + 4 * positionStride))
-                            t[p * 5] = r.0; t[p * 5 + 1] = r.1; t[p * 5 + 2] = r.2; t[p * 5 + 3] = r.3
-                            t[p * 5 + 4] = r.4
-                        }
-                        for j in 0..<5 {
-                            let c = inputRowAdjoint(t[j], t[5 + j], t[10 + j], t[15 + j], t[20 + j])
-                            let q = origin + j * 8
-                            store8(load8(q) + c.0, q)
-                            store8(load8(q + step) + c.1, q + step)
-                            store8(load8(q + 2 * step) + c.2, q + 2 * step)
-                            store8(load8(q + 3 * step) + c.3, q + 3 * step)
-                            store8(load8(q + 4 * step) + c.4, q + 4 * step)
-                        }
-                    } else {
-                        let x = t + 49
-                        for p in 0..<7 {
-                            let q = s + p * 7 * positionStride
-                            for j in 0..<7 { x[j] = load8(q + j * positionStride) }
-                            let r = inputRowAdjoint5(x)
-                            t[p * 7] = r.0; t[p * 7 + 1] = r.1; t[p * 7 + 2] = r.2; t[p * 7 + 3] = r.3
-                            t[p * 7 + 4] = r.4; t[p * 7 + 5] = r.5; t[p * 7 + 6] = r.6
-                        }
-                        for j in 0..<7 {
-                            for p in 0..<7 { x[p] = t[p * 7 + j] }
-                            let c = inputRowAdjoint5(x)
-                            let q = origin + j * 8
-                            store8(load8(q) + c.0, q)
-                            store8(load8(q + step) + c.1, q + step)
-                            store8(load8(q + 2 * step) + c.2, q + 2 * step)
-                            store8(load8(q + 3 * step) + c.3, q + 3 * step)
-                            store8(load8(q + 4 * step) + c.4, q + 4 * step)
-                            store8(load8(q + 5 * step) + c.5, q + 5 * step)
-                            store8(load8(q + 6 * step) + c.6, q + 6 * step)
-                        }
-                    }
+        let step = cols * 8  // one scratch row
+        let positionStride = chunkTiles * g.inLanes
+        let x = t + 49
+        winogradForEachTile(g, .input, firstTile: firstTile) { scratchOffset, tileOffset in
+            // Positions into t[p][*] by rows of the tile, then columns added into the scratch.
+            let s = dv + tileOffset, origin = scratch + scratchOffset
+            if g.block == 3 {
+                for p in 0..<5 {
+                    let q = s + p * 5 * positionStride
+                    unpack(inputRowAdjoint(load8(q), load8(q + positionStride), load8(q + 2 * positionStride),
+                                           load8(q + 3 * positionStride), load8(q + 4 * positionStride)),
+                           into: t + p * 5)
+                }
+                for j in 0..<5 {
+                    addStrided(inputRowAdjoint(t[j], t[5 + j], t[10 + j], t[15 + j], t[20 + j]), origin + j * 8,
+                               stride: step)
+                }
+            } else {
+                for p in 0..<7 {
+                    gather(s + p * 7 * positionStride, count: 7, stride: positionStride, into: x)
+                    unpack(inputRowAdjoint5(x), into: t + p * 7)
+                }
+                for j in 0..<7 {
+                    gather(t + j, count: 7, stride: 7, into: x)
+                    addStrided(inputRowAdjoint5(x), origin + j * 8, stride: step)
                 }
             }
         }
@@ -588,51 +638,30 @@ extension TensorScalar {
                                     _ t: UnsafeMutablePointer<Lanes>) {
         let outCols = g.outColumns
         let groupSize = g.outRows * outCols * 8
-        let lanes = g.outLanes
-        let positionStride = chunkTiles * lanes
-        let m = g.block
-        for ty in 0..<g.tilesHigh {
-            for tx in 0..<g.tilesWide {
-                let tile = firstTile + ty * g.tilesWide + tx
-                let base = scratch + (ty * m * outCols + tx * m) * 8
-                let src = mm + tile * lanes
-                for group in 0..<g.outGroups {
-                    let s = src + group * 8
-                    let origin = base + group * groupSize
-                    if m == 3 {
-                        for i in 0..<5 {
-                            let p = s + i * 5 * positionStride
-                            let r = outputRow(load8(p), load8(p + positionStride), load8(p + 2 * positionStride),
-                                              load8(p + 3 * positionStride), load8(p + 4 * positionStride))
-                            t[i * 3] = r.0; t[i * 3 + 1] = r.1; t[i * 3 + 2] = r.2
-                        }
-                        for b in 0..<3 {
-                            let c = outputRow(t[b], t[3 + b], t[6 + b], t[9 + b], t[12 + b])
-                            let p = origin + b * 8
-                            store8(c.0, p)
-                            store8(c.1, p + outCols * 8)
-                            store8(c.2, p + 2 * outCols * 8)
-                        }
-                    } else {
-                        let x = t + 49
-                        for i in 0..<7 {
-                            let p = s + i * 7 * positionStride
-                            for j in 0..<7 { x[j] = load8(p + j * positionStride) }
-                            let r = outputRow5(x)
-                            t[i * 5] = r.0; t[i * 5 + 1] = r.1; t[i * 5 + 2] = r.2; t[i * 5 + 3] = r.3
-                            t[i * 5 + 4] = r.4
-                        }
-                        for b in 0..<5 {
-                            for i in 0..<7 { x[i] = t[i * 5 + b] }
-                            let c = outputRow5(x)
-                            let p = origin + b * 8
-                            store8(c.0, p)
-                            store8(c.1, p + outCols * 8)
-                            store8(c.2, p + 2 * outCols * 8)
-                            store8(c.3, p + 3 * outCols * 8)
-                            store8(c.4, p + 4 * outCols * 8)
-                        }
-                    }
+        let step = outCols * 8  // one scratch row
+        let positionStride = chunkTiles * g.outLanes
+        let x = t + 49
+        winogradForEachTile(g, .output, firstTile: firstTile) { scratchOffset, tileOffset in
+            // Positions into t[i][*] by rows of the tile, then columns into output rows of the scratch.
+            let s = mm + tileOffset, origin = scratch + scratchOffset
+            if g.block == 3 {
+                for i in 0..<5 {
+                    let p = s + i * 5 * positionStride
+                    unpack(outputRow(load8(p), load8(p + positionStride), load8(p + 2 * positionStride),
+                                     load8(p + 3 * positionStride), load8(p + 4 * positionStride)), into: t + i * 3)
+                }
+                for b in 0..<3 {
+                    storeStrided(outputRow(t[b], t[3 + b], t[6 + b], t[9 + b], t[12 + b]), origin + b * 8,
+                                 stride: step)
+                }
+            } else {
+                for i in 0..<7 {
+                    gather(s + i * 7 * positionStride, count: 7, stride: positionStride, into: x)
+                    unpack(outputRow5(x), into: t + i * 5)
+                }
+                for b in 0..<5 {
+                    gather(t + b, count: 7, stride: 5, into: x)
+                    storeStrided(outputRow5(x), origin + b * 8, stride: step)
                 }
             }
         }
@@ -690,53 +719,29 @@ extension TensorScalar {
                 }
             }
         }
-        let lanes = g.outLanes
-        let positionStride = chunkTiles * lanes
-        let m = g.block
-        for ty in 0..<g.tilesHigh {
-            for tx in 0..<g.tilesWide {
-                let tile = firstTile + ty * g.tilesWide + tx
-                let base = scratch + (ty * m * outCols + tx * m) * 8
-                let out = dm + tile * lanes
-                for group in 0..<g.outGroups {
-                    let origin = base + group * groupSize
-                    let o = out + group * 8
-                    if m == 3 {
-                        for r in 0..<3 {
-                            let row = origin + r * outCols * 8
-                            let v = outputRowAdjoint(load8(row), load8(row + 8), load8(row + 16))
-                            t[r * 5] = v.0; t[r * 5 + 1] = v.1; t[r * 5 + 2] = v.2; t[r * 5 + 3] = v.3
-                            t[r * 5 + 4] = v.4
-                        }
-                        for j in 0..<5 {
-                            let c = outputRowAdjoint(t[j], t[5 + j], t[10 + j])
-                            store8(c.0, o + j * positionStride)
-                            store8(c.1, o + (5 + j) * positionStride)
-                            store8(c.2, o + (10 + j) * positionStride)
-                            store8(c.3, o + (15 + j) * positionStride)
-                            store8(c.4, o + (20 + j) * positionStride)
-                        }
-                    } else {
-                        let x = t + 49
-                        for r in 0..<5 {
-                            let row = origin + r * outCols * 8
-                            for j in 0..<5 { x[j] = load8(row + j * 8) }
-                            let v = outputRowAdjoint5(x)
-                            t[r * 7] = v.0; t[r * 7 + 1] = v.1; t[r * 7 + 2] = v.2; t[r * 7 + 3] = v.3
-                            t[r * 7 + 4] = v.4; t[r * 7 + 5] = v.5; t[r * 7 + 6] = v.6
-                        }
-                        for j in 0..<7 {
-                            for r in 0..<5 { x[r] = t[r * 7 + j] }
-                            let c = outputRowAdjoint5(x)
-                            store8(c.0, o + j * positionStride)
-                            store8(c.1, o + (7 + j) * positionStride)
-                            store8(c.2, o + (14 + j) * positionStride)
-                            store8(c.3, o + (21 + j) * positionStride)
-                            store8(c.4, o + (28 + j) * positionStride)
-                            store8(c.5, o + (35 + j) * positionStride)
-                            store8(c.6, o + (42 + j) * positionStride)
-                        }
-                    }
+        let step = outCols * 8  // one scratch row
+        let positionStride = chunkTiles * g.outLanes
+        let x = t + 49
+        winogradForEachTile(g, .output, firstTile: firstTile) { scratchOffset, tileOffset in
+            // Rows of the output block into t[r][*], then columns into dM.
+            let origin = scratch + scratchOffset, o = dm + tileOffset
+            if g.block == 3 {
+                for r in 0..<3 {
+                    let row = origin + r * step
+                    unpack(outputRowAdjoint(load8(row), load8(row + 8), load8(row + 16)), into: t + r * 5)
+                }
+                for j in 0..<5 {
+                    storeStrided(outputRowAdjoint(t[j], t[5 + j], t[10 + j]), o + j * positionStride,
+                                 stride: 5 * positionStride)
+                }
+            } else {
+                for r in 0..<5 {
+                    gather(origin + r * step, count: 5, stride: 8, into: x)
+                    unpack(outputRowAdjoint5(x), into: t + r * 7)
+                }
+                for j in 0..<7 {
+                    gather(t + j, count: 5, stride: 7, into: x)
+                    storeStrided(outputRowAdjoint5(x), o + j * positionStride, stride: 7 * positionStride)
                 }
             }
         }
@@ -777,33 +782,19 @@ extension TensorScalar {
                         let o = u + ci * lanes + k0
                         if g.block == 3 {
                             for i in 0..<3 {
-                                let r = filterRow(taps[i * 3], taps[i * 3 + 1], taps[i * 3 + 2])
-                                t[i * 5] = r.0; t[i * 5 + 1] = r.1; t[i * 5 + 2] = r.2; t[i * 5 + 3] = r.3
-                                t[i * 5 + 4] = r.4
+                                unpack(filterRow(taps[i * 3], taps[i * 3 + 1], taps[i * 3 + 2]), into: t + i * 5)
                             }
                             for j in 0..<5 {
-                                let col = filterRow(t[j], t[5 + j], t[10 + j])
-                                store8(col.0, o + j * positionStride)
-                                store8(col.1, o + (5 + j) * positionStride)
-                                store8(col.2, o + (10 + j) * positionStride)
-                                store8(col.3, o + (15 + j) * positionStride)
-                                store8(col.4, o + (20 + j) * positionStride)
+                                storeStrided(filterRow(t[j], t[5 + j], t[10 + j]), o + j * positionStride,
+                                             stride: 5 * positionStride)
                             }
                         } else {
                             for i in 0..<3 {
-                                let r = filterRow5(taps[i * 3], taps[i * 3 + 1], taps[i * 3 + 2])
-                                t[i * 7] = r.0; t[i * 7 + 1] = r.1; t[i * 7 + 2] = r.2; t[i * 7 + 3] = r.3
-                                t[i * 7 + 4] = r.4; t[i * 7 + 5] = r.5; t[i * 7 + 6] = r.6
+                                unpack(filterRow5(taps[i * 3], taps[i * 3 + 1], taps[i * 3 + 2]), into: t + i * 7)
                             }
                             for j in 0..<7 {
-                                let col = filterRow5(t[j], t[7 + j], t[14 + j])
-                                store8(col.0, o + j * positionStride)
-                                store8(col.1, o + (7 + j) * positionStride)
-                                store8(col.2, o + (14 + j) * positionStride)
-                                store8(col.3, o + (21 + j) * positionStride)
-                                store8(col.4, o + (28 + j) * positionStride)
-                                store8(col.5, o + (35 + j) * positionStride)
-                                store8(col.6, o + (42 + j) * positionStride)
+                                storeStrided(filterRow5(t[j], t[7 + j], t[14 + j]), o + j * positionStride,
+                                             stride: 7 * positionStride)
                             }
                         }
                     }

@@ -10,50 +10,75 @@ func groupFilterParameters(shape: [Int], bias: Bool, generator: inout SeededRand
     return (weight, bias ? Parameter(.normal(shape: [shape[0]], generator: &generator)) : nil)
 }
 
-// MARK: - Lifting convolution
+// MARK: - Group filter layers
 
-/// Lifts an image to a function on the group: (N, in, H, W) -> (N, out, |G|, H', W').
-///
-/// One learnable filter per (out, in), weight (out, in, k, k); output plane `g` is the convolution with the filter
-/// transformed by `g`. The bias (out) is shared over the group axis.
-public final class LiftingConv2d: Module {
+/// What the lifting and group convolutions share: a weight (out, in, ...) of filters on the group, a bias (out)
+/// shared over the group axis, and the filters of the equivalent plain convolution expanded from them (cached in
+/// evaluation mode). Subclasses give the expansion of the weight and the forward pass.
+public class GroupFilterConv2d: Module {
     public let group: PlanarGroup
     public let weight: Parameter
     public let bias: Parameter?
     public let inChannels: Int, outChannels: Int, kernelSize: Int, padding: Int
     private var cache = ExpandedFilterCache()
+    private var expansion = FilterExpansion()
 
-    /// Weight N(0, 1/sqrt(in * out)), bias N(0, 1).
-    public init(_ inChannels: Int, _ outChannels: Int, kernelSize: Int, padding: Int = 0,
-                group: PlanarGroup = .c4, bias: Bool = true, generator: inout SeededRandom) {
+    /// Weight (out, in) + `filterShape` N(0, 1/sqrt(in * out)), bias N(0, 1).
+    init(_ inChannels: Int, _ outChannels: Int, filterShape: [Int], kernelSize: Int, padding: Int,
+         group: PlanarGroup, bias: Bool, generator: inout SeededRandom) {
         self.group = group
         self.inChannels = inChannels
         self.outChannels = outChannels
         self.kernelSize = kernelSize
         self.padding = padding
-        (weight, self.bias) = groupFilterParameters(shape: [outChannels, inChannels, kernelSize, kernelSize],
-                                                    bias: bias, generator: &generator)
+        (weight, self.bias) = groupFilterParameters(shape: [outChannels, inChannels] + filterShape, bias: bias,
+                                                    generator: &generator)
     }
 
     override public var localParameters: [(name: String, parameter: Parameter)] {
         [("weight", weight)] + (bias.map { [("bias", $0)] } ?? [])
     }
 
-    /// The filters of the equivalent plain convolution: (out * |G|, in, k, k), channel index `o * |G| + g`.
+    /// The filters of the equivalent plain convolution: weight (out * |G|, ...) with channel index `o * |G| + g`, and
+    /// the bias repeated over the group, (out * |G|).
     public func expandedFilters() -> (weight: Tensor<Float>, bias: Tensor<Float>?) {
         cache.filters(isTraining: isTraining, versions: [weight.version, bias?.version ?? -1]) {
             let maps = expansion.maps(weight: weight.shape, bias: bias?.shape) { w in
-                let stacked = Tensor.stacked(group.elements.map { group.transformPlanes(w, by: $0) }, axis: 1)
-                return try! stacked.rearranged("o g i h w -> (o g) i h w")
+                expandWeight(w)
             } bias: { b in
                 try! b.repeated("o -> (o g)", ["g": group.order])
             }
             return maps.apply(weight: weight.value, bias: bias?.value)
         }
     }
-    private var expansion = FilterExpansion()
+
+    /// The weight expanded into the plain convolution's filters (run once, on element indices); subclasses override.
+    func expandWeight(_ w: Tensor<Double>) -> Tensor<Double> {
+        preconditionFailure("\(type(of: self)) must override expandWeight(_:)")
+    }
 
     override public func modeDidChange() { cache.clear() }
+}
+
+// MARK: - Lifting convolution
+
+/// Lifts an image to a function on the group: (N, in, H, W) -> (N, out, |G|, H', W').
+///
+/// One learnable filter per (out, in), weight (out, in, k, k); output plane `g` is the convolution with the filter
+/// transformed by `g`. The bias (out) is shared over the group axis.
+public final class LiftingConv2d: GroupFilterConv2d {
+    /// Weight N(0, 1/sqrt(in * out)), bias N(0, 1).
+    public init(_ inChannels: Int, _ outChannels: Int, kernelSize: Int, padding: Int = 0,
+                group: PlanarGroup = .c4, bias: Bool = true, generator: inout SeededRandom) {
+        super.init(inChannels, outChannels, filterShape: [kernelSize, kernelSize], kernelSize: kernelSize,
+                   padding: padding, group: group, bias: bias, generator: &generator)
+    }
+
+    /// (out, in, k, k) -> (out * |G|, in, k, k), channel index `o * |G| + g`.
+    override func expandWeight(_ w: Tensor<Double>) -> Tensor<Double> {
+        let stacked = Tensor.stacked(group.elements.map { group.transformPlanes(w, by: $0) }, axis: 1)
+        return try! stacked.rearranged("o g i h w -> (o g) i h w")
+    }
 
     override public func forward(_ input: Tensor<Float>) throws -> Tensor<Float> {
         try checkImageInput(input, channels: inChannels, kernel: kernelSize, padding: padding,
@@ -71,44 +96,19 @@ public final class LiftingConv2d: Module {
 /// Weight (out, in, |G|, k, k), a filter on the group; the filter for output element `g` is the weight acted on by
 /// `g` (planes permuted along the group axis and transformed spatially), and all are stacked into one plain
 /// convolution with filters (out * |G|, in * |G|, k, k). The bias (out) is shared over the group axis.
-public final class GroupConv2d: Module {
-    public let group: PlanarGroup
-    public let weight: Parameter
-    public let bias: Parameter?
-    public let inChannels: Int, outChannels: Int, kernelSize: Int, padding: Int
-    private var cache = ExpandedFilterCache()
-
+public final class GroupConv2d: GroupFilterConv2d {
     /// Weight N(0, 1/sqrt(in * out)), bias N(0, 1).
     public init(_ inChannels: Int, _ outChannels: Int, kernelSize: Int, padding: Int = 0,
                 group: PlanarGroup = .c4, bias: Bool = true, generator: inout SeededRandom) {
-        self.group = group
-        self.inChannels = inChannels
-        self.outChannels = outChannels
-        self.kernelSize = kernelSize
-        self.padding = padding
-        (weight, self.bias) = groupFilterParameters(
-            shape: [outChannels, inChannels, group.order, kernelSize, kernelSize], bias: bias, generator: &generator)
+        super.init(inChannels, outChannels, filterShape: [group.order, kernelSize, kernelSize],
+                   kernelSize: kernelSize, padding: padding, group: group, bias: bias, generator: &generator)
     }
 
-    override public var localParameters: [(name: String, parameter: Parameter)] {
-        [("weight", weight)] + (bias.map { [("bias", $0)] } ?? [])
+    /// (out, in, |G|, k, k) -> (out * |G|, in * |G|, k, k).
+    override func expandWeight(_ w: Tensor<Double>) -> Tensor<Double> {
+        let stacked = Tensor.stacked(group.elements.map { group.act($0, onFeatureMap: w) }, axis: 1)
+        return try! stacked.rearranged("o g i h kh kw -> (o g) (i h) kh kw")
     }
-
-    /// The filters of the equivalent plain convolution: (out * |G|, in * |G|, k, k).
-    public func expandedFilters() -> (weight: Tensor<Float>, bias: Tensor<Float>?) {
-        cache.filters(isTraining: isTraining, versions: [weight.version, bias?.version ?? -1]) {
-            let maps = expansion.maps(weight: weight.shape, bias: bias?.shape) { w in
-                let stacked = Tensor.stacked(group.elements.map { group.act($0, onFeatureMap: w) }, axis: 1)
-                return try! stacked.rearranged("o g i h kh kw -> (o g) (i h) kh kw")
-            } bias: { b in
-                try! b.repeated("o -> (o g)", ["g": group.order])
-            }
-            return maps.apply(weight: weight.value, bias: bias?.value)
-        }
-    }
-    private var expansion = FilterExpansion()
-
-    override public func modeDidChange() { cache.clear() }
 
     override public func forward(_ input: Tensor<Float>) throws -> Tensor<Float> {
         guard input.rank == 5, input.shape[1] == inChannels, input.shape[2] == group.order,
