@@ -150,7 +150,9 @@ do {
         // or only read back count in full.
         print("\nmodel    parameters  epochs  test accuracy  train time")
         for r in results {
-            print(String(format: "%-8@ %10d  %6d  %12.2f%%  %@", r.name, r.parameters, r.history.count,
+            // (String(format:) ignores the width of %@, so the name is padded here.)
+            print(r.name.padding(toLength: 8, withPad: " ", startingAt: 0)
+                  + String(format: " %10d  %6d  %12.2f%%  %@", r.parameters, r.history.count,
                          100 * (r.history.last?.testAccuracy ?? 0),
                          ProgressReporter.duration(r.history.reduce(0) { $0 + $1.seconds })))
         }
