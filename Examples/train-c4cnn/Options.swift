@@ -21,6 +21,7 @@ struct Options {
     var weights: String?
     var metrics: String?
     var plot: String?
+    var recalibrationBatches = 0
     /// The models trained one after the other by `--compare` or `--models`, with a table and a plot of all.
     var comparedModels: [String]?
     var help = false
@@ -52,6 +53,8 @@ struct Options {
       --eval-only --weights FILE  only evaluate the parameters in FILE on the test set
       --metrics FILE              JSON-lines metrics file (default CHECKPOINT_DIR/metrics.jsonl)
       --plot FILE                 SVG of loss and test accuracy (default CHECKPOINT_DIR/curves.svg)
+      --recalibrate-bn N          before each test evaluation, recompute the batch-norm statistics from N training
+                                  batches (models with batch norm: --preset strong); default 0, the running averages
       --compare                   train the C4CNN and the CNN under the same protocol and print the table
       --models LIST               like --compare for the listed models, e.g. c4cnn,cnn,d4cnn (with --resume,
                                   finished runs are only read back: the table and the plot of runs made earlier)
@@ -118,6 +121,7 @@ struct Options {
             case "--weights": options.weights = try value(flag)
             case "--metrics": options.metrics = try value(flag)
             case "--plot": options.plot = try value(flag)
+            case "--recalibrate-bn": options.recalibrationBatches = try integer(flag, minimum: 0, maximum: 1_000_000)
             case "--compare": options.comparedModels = options.comparedModels ?? ["c4cnn", "cnn"]
             case "--models":
                 let list = try value(flag).split(separator: ",", omittingEmptySubsequences: false).map(String.init)

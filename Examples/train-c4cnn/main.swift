@@ -58,6 +58,7 @@ func train(modelName: String, options: Options, data: (train: ImageDataset, test
     let trainer = Trainer(model: model, modelName: modelName, configuration: options.configuration,
                           train: data.train, test: data.test)
     trainer.checkpointDirectory = directory
+    trainer.batchNormRecalibrationBatches = options.recalibrationBatches
     trainer.metricsFile = options.metrics.map { URL(fileURLWithPath: $0) }
         ?? directory.appendingPathComponent("metrics.jsonl")
     let plotURL = options.plot.map { URL(fileURLWithPath: $0) } ?? directory.appendingPathComponent("curves.svg")
@@ -124,6 +125,8 @@ do {
         try exportForEvaluation(model, test: data.test)
         let trainer = Trainer(model: model, modelName: name, configuration: options.configuration,
                               train: data.train, test: data.test, progress: .silent)
+        trainer.batchNormRecalibrationBatches = options.recalibrationBatches
+        try trainer.recalibrateBatchNorm(epoch: 1)
         let start = Date()
         let (loss, accuracy) = try trainer.evaluate(trainer.testLoader)
         print(String(format: "%@ on %@ test set (%d images): loss %.4f, accuracy %.2f%% (%.1f s)", name,

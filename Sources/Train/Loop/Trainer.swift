@@ -118,6 +118,11 @@ public final class Trainer {
     public internal(set) var history: [EpochMetrics] = []
     /// Called after each epoch (for example to update a plot).
     public var onEpochEnd: ((EpochMetrics) -> Void)?
+    /// Before each test evaluation, recompute the batch norms' running statistics from this many training batches
+    /// (in the order of the epoch just trained; see `Module.recalibrateBatchNorm`). 0 keeps the running averages
+    /// gathered during training, which lag behind the parameters while the learning rate is high. Training itself
+    /// is unchanged: it normalises with batch statistics.
+    public var batchNormRecalibrationBatches = 0
     /// Set by `resume`: the metrics file is rewritten from the restored history before training continues, which
     /// drops lines of an epoch that was interrupted before its checkpoint was written.
     var metricsNeedRewrite = false
@@ -208,6 +213,7 @@ public final class Trainer {
                 progress.batch(index + 1, loss: lossValue, samples: seen, elapsed: Date().timeIntervalSince(start))
             }
             let trainSeconds = Date().timeIntervalSince(start)
+            try recalibrateBatchNorm(epoch: epoch)
             let (testLoss, testAccuracy) = try evaluate(testLoader)
             guard testLoss.isFinite else {
                 throw TrainingError.nonFiniteTestLoss(epoch: epoch, loss: testLoss, kept: keptCheckpointText())
@@ -224,6 +230,14 @@ public final class Trainer {
             onEpochEnd?(metrics)
         }
         return history
+    }
+
+    /// Recomputes the batch norms' running statistics from the first `batchNormRecalibrationBatches` training
+    /// batches of `epoch` (1-based, the loader's order for that epoch); nothing when that count is 0.
+    public func recalibrateBatchNorm(epoch: Int) throws {
+        guard batchNormRecalibrationBatches > 0 else { return }
+        try model.recalibrateBatchNorm(
+            trainLoader.batches(epoch: max(epoch, 1) - 1).prefix(batchNormRecalibrationBatches).lazy.map(\.images))
     }
 
     /// Mean loss and accuracy over a loader, in evaluation mode without recording.
