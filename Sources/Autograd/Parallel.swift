@@ -43,6 +43,16 @@ public enum Parallel {
         }
     }
 
+    /// `forEachWorker` with a fixed schedule, for reductions whose result must not depend on timing: chunk `c` runs
+    /// in slot `c % workerSlots`, each slot takes its chunks in increasing order on one thread, and the slots run in
+    /// parallel. Partial sums kept per slot are then the same from run to run (for a given thread count).
+    public static func forEachInSlots(_ chunks: Int, _ body: (_ chunk: Int, _ slot: Int) -> Void) {
+        let slots = Swift.min(workerSlots, chunks)
+        forEach(slots) { slot in
+            for chunk in stride(from: slot, to: chunks, by: slots) { body(chunk, slot) }
+        }
+    }
+
     /// The number of worker slots `forEachWorker` may use: size per-worker scratch with it.
     public static var workerSlots: Int { max(1, threads) }
 

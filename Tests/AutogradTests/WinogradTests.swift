@@ -260,6 +260,27 @@ final class WinogradTests: XCTestCase {
         XCTAssertLessThanOrEqual(relativeError(results[1], results[0]), 1e-5)
     }
 
+    /// With several threads the weight gradients (summed per slot, then over slots) are the same bits from run to
+    /// run: the chunks are scheduled to slots by index, not by which thread is free first.
+    func testSeveralThreadsGiveTheSameBitsEveryRun() {
+        let saved = Parallel.threads
+        defer { Parallel.setThreads(saved) }
+        Parallel.setThreads(3)
+        var generator = SeededRandom(seed: 12)
+        let x = Tensor<Float>.normal(shape: [23, 8, 17, 17], generator: &generator)
+        let w = Tensor<Float>.normal(shape: [16, 8, 3, 3], generator: &generator)
+        for algorithm in [ConvolutionAlgorithm.winograd, .im2col] {
+            var runs: [[Float]] = []
+            for _ in 0..<6 {
+                let ws = w.requiringGradient()
+                x.conv2d(weight: ws, padding: (1, 1), algorithm: algorithm).sum().backward()
+                runs.append(ws.grad!.scalars)
+            }
+            let differing = runs.dropFirst().filter { $0 != runs[0] }.count
+            XCTAssertEqual(differing, 0, "\(algorithm): \(differing) of 5 repeated runs gave other weight gradients")
+        }
+    }
+
     /// `.fastest` takes Winograd for Float (close to im2col) and im2col for Double (bitwise equal); the default is
     /// im2col.
     func testAlgorithmSelection() {

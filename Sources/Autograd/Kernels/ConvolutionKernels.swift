@@ -277,12 +277,12 @@ extension ConvolutionGeometry {
     }
 
     /// Runs `body` on the chunks of images (`imagesPerChunk`) in parallel, with the chunk's first image, its number
-    /// of images and the worker slot that runs it.
+    /// of images and the slot that runs it (a fixed schedule, so sums kept per slot are the same from run to run).
     @inline(__always)
     func forEachChunk(_ body: (_ firstImage: Int, _ count: Int, _ worker: Int) -> Void) {
         let images = imagesPerChunk(threads: Parallel.threads)
         let chunks = (batch + images - 1) / images
-        Parallel.forEachWorker(chunks) { chunk, worker in
+        Parallel.forEachInSlots(chunks) { chunk, worker in
             let firstImage = chunk * images
             body(firstImage, Swift.min(images, batch - firstImage), worker)
         }

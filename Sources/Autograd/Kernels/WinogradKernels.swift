@@ -991,14 +991,15 @@ extension TensorScalar {
                 }
             }
         } else {
-            // Chunks of images in parallel, each worker summing its own dU.
+            // Chunks of images in parallel, each slot summing its own dU (a fixed schedule: the same sums in the
+            // same order from run to run).
             let images = g.imagesPerChunk(threads: Parallel.threads)
             let chunks = (g.batch + images - 1) / images
             let slots = Parallel.workerSlots
             let partials = UnsafeMutablePointer<BufferPool.Block?>.allocate(capacity: slots)
             partials.initialize(repeating: nil, count: slots)
             defer { partials.deallocate() }
-            Parallel.forEachWorker(chunks) { chunk, worker in
+            Parallel.forEachInSlots(chunks) { chunk, worker in
                 let n0 = chunk * images, n1 = Swift.min(g.batch, n0 + images)
                 let tiles = (n1 - n0) * tilesPerImage
                 var beta: Self = 1
