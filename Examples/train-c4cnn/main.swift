@@ -44,8 +44,11 @@ func message(_ error: Error) -> String {
 struct RunResult {
     var name: String
     var history: [EpochMetrics]
-    var seconds: Double
     var parameters: Int
+
+    /// The epochs' training phases as recorded (test evaluation left out), so that runs resumed or only read back
+    /// count in full.
+    var trainingSeconds: Double { history.reduce(0) { $0 + $1.seconds } }
 }
 
 func train(modelName: String, options: Options, data: (train: ImageDataset, test: ImageDataset),
@@ -78,9 +81,8 @@ func train(modelName: String, options: Options, data: (train: ImageDataset, test
         try? CurvePlot.write([.init(name: modelName, history: trainer.history)],
                              title: "\(modelName) on \(options.dataset.rawValue)", to: plotURL)
     }
-    let start = Date()
     try trainer.run()
-    let seconds = Date().timeIntervalSince(start)
+    let result = RunResult(name: modelName, history: trainer.history, parameters: model.parameterCount)
     let weights = directory.appendingPathComponent("\(modelName).safetensors")
     do {
         try model.save(to: weights, metadata: ["model": modelName])
@@ -91,10 +93,9 @@ func train(modelName: String, options: Options, data: (train: ImageDataset, test
     if let last = trainer.history.last {
         print(String(format: "done: %@ test accuracy %.2f%% after %d epochs, %@ of training; weights in %@, "
                      + "curves in %@", modelName, 100 * last.testAccuracy, last.epoch,
-                     ProgressReporter.duration(trainer.history.reduce(0) { $0 + $1.seconds }), weights.path,
-                     plotURL.path))
+                     ProgressReporter.duration(result.trainingSeconds), weights.path, plotURL.path))
     }
-    return RunResult(name: modelName, history: trainer.history, seconds: seconds, parameters: model.parameterCount)
+    return result
 }
 
 // MARK: - Main
@@ -149,15 +150,13 @@ do {
         results.append(try train(modelName: model, options: options, data: data, directory: directory))
     }
     if results.count > 1 {
-        // Training time: the epochs' training phases as recorded (test evaluation left out), so that runs resumed
-        // or only read back count in full.
         print("\nmodel    parameters  epochs  test accuracy  train time")
         for r in results {
             // (String(format:) ignores the width of %@, so the name is padded here.)
             print(r.name.padding(toLength: 8, withPad: " ", startingAt: 0)
                   + String(format: " %10d  %6d  %12.2f%%  %@", r.parameters, r.history.count,
                          100 * (r.history.last?.testAccuracy ?? 0),
-                         ProgressReporter.duration(r.history.reduce(0) { $0 + $1.seconds })))
+                         ProgressReporter.duration(r.trainingSeconds)))
         }
         let plot = URL(fileURLWithPath: options.checkpointDirectory ?? "runs")
             .appendingPathComponent("compare-\(options.dataset.rawValue)-\(options.preset).svg")
