@@ -30,8 +30,17 @@ final class TrainingCurveTests: XCTestCase {
         return losses
     }
 
-    /// The first `exactSteps` losses must agree within 1e-6, the rest within `tolerance`.
-    func check(model: Module, name: String, passes: Int, exactSteps: Int, tolerance: Double) throws {
+    /// The first `exactSteps` losses must agree within `closeRelative` of PyTorch's float64 loss, the rest within
+    /// `tolerance` (absolute).
+    ///
+    /// Where the numbers come from: float32 carries 2^-24 ≈ 6e-8 relative per rounding. A step's loss is a mean over
+    /// 64 images of logits that went through five layers of sums of up to 1152 products; summed in another order
+    /// (OpenBLAS picks other kernels on other CPUs, Winograd rounds differently from a direct sum) each such sum moves
+    /// by about sqrt(1152) · 6e-8 ≈ 2e-6 relative, and Adam carries the differences of one step into the next.
+    /// `closeRelative = 1e-5` is a few times that bound, and still 30x below the loss change of a single step here
+    /// (about 3e-4), so a wrong update cannot hide in it. PyTorch's own float32 run stays within it on every step.
+    func check(model: Module, name: String, passes: Int, exactSteps: Int, tolerance: Double,
+               closeRelative: Double = 1e-5) throws {
         let directory = try referenceDirectory("training")
         let curve = try JSONDecoder().decode(Curve.self, from: Data(contentsOf: directory
             .appendingPathComponent("\(name)_curve.json")))
@@ -41,13 +50,14 @@ final class TrainingCurveTests: XCTestCase {
         let losses = try stepLosses(model, passes: passes, data: train)
         XCTAssertEqual(losses.count, passes * 10)
         for (step, loss) in losses.enumerated() {
-            XCTAssertEqual(loss, curve.step_losses[step], accuracy: step < exactSteps ? 1e-6 : tolerance,
+            let reference = curve.step_losses[step]
+            XCTAssertEqual(loss, reference, accuracy: step < exactSteps ? closeRelative * abs(reference) : tolerance,
                            "\(name) step \(step + 1)")
         }
     }
 
     func testCNNFollowsPyTorchForThreePasses() throws {
-        try check(model: CNN(), name: "cnn", passes: 3, exactSteps: 30, tolerance: 1e-6)
+        try check(model: CNN(), name: "cnn", passes: 3, exactSteps: 30, tolerance: 0)
     }
 
     /// The C4CNN's first steps agree to float precision; later in the pass float32 rounding makes a near-tie (a max
