@@ -33,7 +33,8 @@ let package = Package(
         .executableTarget(name: "equivariance-demo", dependencies: ["Autograd", "NN", "Models", "Train", "CZlib"],
                           path: "Examples/equivariance-demo"),
 
-        // Tests.
+        // Tests. `check-messages` makes one bad library call named on its command line (ReleaseMessageTests).
+        .executableTarget(name: "check-messages", dependencies: ["Autograd", "NN", "Train"], path: "Tests/CheckMessages"),
         .testTarget(name: "AutogradTests", dependencies: ["Autograd"], path: "Tests/AutogradTests"),
         .testTarget(name: "NNTests", dependencies: ["Autograd", "NN", "Models", "Train", "ReferenceCases"], path: "Tests/NNTests"),
         .testTarget(name: "TrainTests", dependencies: ["Autograd", "NN", "Models", "Train"], path: "Tests/TrainTests"),

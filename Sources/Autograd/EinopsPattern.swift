@@ -351,7 +351,7 @@ final class EinopsPlan: Sendable {
                 case .anonymous(let size):
                     group.append(addAxis(String(size), .fixed(size)))
                 case .ellipsis:
-                    preconditionFailure("einops: a grouped ellipsis on the left side passed the checks")
+                    fatalError("einops: a grouped ellipsis on the left side passed the checks")
                 }
             }
             let unknown = group.filter { sources[$0] == .inferred }

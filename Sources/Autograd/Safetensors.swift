@@ -74,9 +74,9 @@ public struct SafetensorsEntry: Sendable, Equatable {
     /// Creates an entry. The number of values must equal the product of `shape`, and no dimension may be negative.
     public init(shape: [Int], values: SafetensorsValues) {
         let expected = safetensorsElementCount(shape)
-        precondition(expected != nil, "SafetensorsEntry: invalid shape \(shape) (negative dimension or overflow)")
-        precondition(expected == values.count,
-                     "SafetensorsEntry: shape \(shape) needs \(expected ?? -1) values, got \(values.count)")
+        check(expected != nil, "SafetensorsEntry: invalid shape \(shape) (negative dimension or overflow)")
+        check(expected == values.count,
+              "SafetensorsEntry: shape \(shape) needs \(expected ?? -1) values, got \(values.count)")
         self.shape = shape
         self.values = values
     }
@@ -133,16 +133,20 @@ public struct SafetensorsFile: Sendable {
     }
 
     /// Reads and validates a file; throws `SafetensorsError` naming the file and the fault.
+    ///
+    /// The path must be a regular file (a directory, a FIFO or a device is refused by name, before it is opened) and
+    /// small enough that its bytes and its decoded values fit in this machine's memory.
     public init(contentsOf url: URL) throws {
-        let source = url.isFileURL ? url.path : url.absoluteString
-        let data: Data
-        do {
-            data = try Data(contentsOf: url)
-        } catch {
-            throw SafetensorsError(file: source, message: "cannot read file (\(safetensorsReason(error)))")
+        guard url.isFileURL else {
+            throw SafetensorsError(file: url.absoluteString, message: "cannot read: not a file URL")
         }
-        let parsed = try data.withUnsafeBytes { try SafetensorsParser.parse($0, source: source) }
-        self.init(entries: parsed.entries, metadata: parsed.metadata)
+        let bytes: [UInt8]
+        do {
+            bytes = try RegularFile.read(url.path, copies: 2)
+        } catch let fault as RegularFile.Fault {
+            throw SafetensorsError(file: fault.path, message: fault.reason)
+        }
+        try self.init(bytes: bytes, source: url.path)
     }
 
     /// Parses bytes; `source` names the origin in error messages.
@@ -158,7 +162,7 @@ public struct SafetensorsFile: Sendable {
     /// `__metadata__`; `write(to:)` reports these as errors, here they are programming errors.
     public func serialized() -> [UInt8] {
         if let fault = consistencyFault() {
-            preconditionFailure("SafetensorsFile.serialized(): \(fault)")
+            fatalError("SafetensorsFile.serialized(): \(fault)")
         }
         let names = entries.keys.sorted()
 

@@ -33,10 +33,10 @@ public enum ShapeMath {
         }
     }
 
-    /// Maps a possibly negative axis to 0..<rank; precondition on out of range, naming the op.
+    /// Maps a possibly negative axis to 0..<rank; stops with a message naming the op when it is out of range.
     public static func axis(_ axis: Int, rank: Int, op: String) -> Int {
         let a = axis < 0 ? axis + rank : axis
-        precondition(a >= 0 && a < rank, "\(op): axis \(axis) out of range for rank \(rank)")
+        check(a >= 0 && a < rank, "\(op): axis \(axis) out of range for rank \(rank)")
         return a
     }
 }

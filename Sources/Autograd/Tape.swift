@@ -150,15 +150,15 @@ extension Tensor {
     /// Gradients accumulate into the leaves (read them with `grad`); the tape is released afterwards.
     public func backward(seed: Tensor? = nil) {
         guard let node else {
-            preconditionFailure("backward: the tensor of shape \(shape) does not require a gradient")
+            fatalError("backward: the tensor of shape \(shape) does not require a gradient")
         }
         let seed = seed ?? Tensor(repeating: 1, shape: shape)
-        precondition(seed.shape == shape, "backward: seed shape \(seed.shape) differs from tensor shape \(shape)")
+        check(seed.shape == shape, "backward: seed shape \(seed.shape) differs from tensor shape \(shape)")
         let tape = Tape.current
         // A result's op is on the tape until a backward pass or reset consumes it; without it nothing would flow.
-        precondition(node.isLeaf || (node.pushBack != nil && tape.entries.last(where: { $0.step === node }) != nil),
-                     "backward: the graph of the tensor of shape \(shape) was already consumed by a backward pass "
-                     + "or Tape.reset(), or was recorded on another thread; recompute it")
+        check(node.isLeaf || (node.pushBack != nil && tape.entries.last(where: { $0.step === node }) != nil),
+              "backward: the graph of the tensor of shape \(shape) was already consumed by a backward pass "
+              + "or Tape.reset(), or was recorded on another thread; recompute it")
         let previous = tape.isRecording
         tape.isRecording = false
         defer { tape.isRecording = previous }

@@ -49,26 +49,26 @@ extension Tensor {
                        padding: (Int, Int) = (0, 0), dilation: (Int, Int) = (1, 1),
                        algorithm: ConvolutionAlgorithm = .im2col) -> Tensor {
         let x = self
-        precondition(x.rank == 4 && weight.rank == 4 && x.shape[1] == weight.shape[1],
-                     "conv2d: input shape \(x.shape) (N, Cin, H, W) does not match weight shape \(weight.shape) "
-                     + "(Cout, Cin, kh, kw)")
-        precondition(stride.0 > 0 && stride.1 > 0 && dilation.0 > 0 && dilation.1 > 0
-                     && padding.0 >= 0 && padding.1 >= 0,
-                     "conv2d: invalid stride \(stride), padding \(padding) or dilation \(dilation) for input shape "
-                     + "\(x.shape) and weight shape \(weight.shape)")
+        check(x.rank == 4 && weight.rank == 4 && x.shape[1] == weight.shape[1],
+              "conv2d: input shape \(x.shape) (N, Cin, H, W) does not match weight shape \(weight.shape) "
+              + "(Cout, Cin, kh, kw)")
+        check(stride.0 > 0 && stride.1 > 0 && dilation.0 > 0 && dilation.1 > 0
+              && padding.0 >= 0 && padding.1 >= 0,
+              "conv2d: invalid stride \(stride), padding \(padding) or dilation \(dilation) for input shape "
+              + "\(x.shape) and weight shape \(weight.shape)")
         let (batch, outChannels) = (x.shape[0], weight.shape[0])
         if let bias {
-            precondition(bias.shape == [outChannels],
-                         "conv2d: bias shape \(bias.shape) does not match weight shape \(weight.shape)")
+            check(bias.shape == [outChannels],
+                  "conv2d: bias shape \(bias.shape) does not match weight shape \(weight.shape)")
         }
         let geometry = ConvolutionGeometry(
             batch: batch, channels: x.shape[1], height: x.shape[2], width: x.shape[3],
             kernel: (weight.shape[2], weight.shape[3]), stride: stride, padding: padding, dilation: dilation)
         let (outH, outW) = (geometry.outputHeight, geometry.outputWidth)
-        precondition(geometry.columnRows > 0 && geometry.height > 0 && geometry.width > 0 && outChannels > 0
-                     && outH > 0 && outW > 0,
-                     "conv2d: input shape \(x.shape) is too small for weight shape \(weight.shape) with padding "
-                     + "\(padding) and dilation \(dilation)")
+        check(geometry.columnRows > 0 && geometry.height > 0 && geometry.width > 0 && outChannels > 0
+              && outH > 0 && outW > 0,
+              "conv2d: input shape \(x.shape) is too small for weight shape \(weight.shape) with padding "
+              + "\(padding) and dilation \(dilation)")
         let outShape = [batch, outChannels, outH, outW]
         let inputs = bias.map { [x, weight, $0] } ?? [x, weight]
         if batch == 0 {
@@ -82,8 +82,8 @@ extension Tensor {
             && dilation == (1, 1)
         switch algorithm {
         case .winograd:
-            precondition(winogradFits, "conv2d: the Winograd algorithm needs a 3x3 kernel with stride 1 and no "
-                         + "dilation, got weight shape \(weight.shape), stride \(stride), dilation \(dilation)")
+            check(winogradFits, "conv2d: the Winograd algorithm needs a 3x3 kernel with stride 1 and no "
+                  + "dilation, got weight shape \(weight.shape), stride \(stride), dilation \(dilation)")
             return winogradConvolution(weight: weight, bias: bias, geometry: geometry, inputs: inputs)
         case .fastest where winogradFits && Scalar.prefersWinograd && geometry.channels >= 4
             && padding.0 <= 2 && padding.1 <= 2:
@@ -223,10 +223,10 @@ extension Tensor {
     /// Precondition: every index lies in 0..<count, and `indices.count` is the product of `shape`.
     public func gathered(_ indices: [Int32], shape: [Int]) -> Tensor {
         let n = shape.reduce(1, *)
-        precondition(indices.count == n, "gathered: \(indices.count) indices for shape \(shape)")
+        check(indices.count == n, "gathered: \(indices.count) indices for shape \(shape)")
         let sourceCount = count
-        precondition(indices.allSatisfy { $0 >= 0 && Int($0) < sourceCount },
-                     "gathered: an index lies outside 0..<\(sourceCount)")
+        check(indices.allSatisfy { $0 >= 0 && Int($0) < sourceCount },
+              "gathered: an index lies outside 0..<\(sourceCount)")
         let result = Tensor(shape: shape, scalars: [Scalar](fillingAll: n) { dst in
             scalars.withUnsafeBufferPointer { src in
                 indices.withUnsafeBufferPointer { Scalar.gather(src.baseAddress!, $0.baseAddress!, dst, count: n) }

@@ -53,6 +53,22 @@ extension Tensor {
                         reduction: EinopsReduction?) throws -> Tensor {
         let plan = try EinopsPlanCache.shared.plan(pattern, operation, givenNames: Array(axes.keys), shape: shape)
         let sizes = try plan.axisSizes(shape: shape, given: axes)
+        if plan.hasNewAxes {
+            // New axes multiply the element count by sizes taken from the caller: refuse a result that cannot fit in
+            // memory (or whose count overflows) before expanding to it.
+            let outputAxes = plan.outputAxes.map { sizes[$0] }
+            var bytes = 1, overflow = false
+            for size in outputAxes + [MemoryLayout<Scalar>.stride] where !overflow {
+                (bytes, overflow) = bytes.multipliedReportingOverflow(by: size)
+            }
+            if overflow || bytes > RegularFile.memoryBudget {
+                throw EinopsError(operation: operation.rawValue, pattern: pattern,
+                                  reason: "the result of axis sizes \(outputAxes) would take "
+                                  + (overflow ? "more bytes than can be counted" : RegularFile.size(bytes))
+                                  + ", more than the \(RegularFile.size(RegularFile.memoryBudget)) of memory this "
+                                  + "machine has")
+            }
+        }
 
         var result = reshaped((0..<plan.inputAxisCount).map { sizes[$0] })
         if !plan.reducedAxes.isEmpty {

@@ -13,7 +13,7 @@ extension Tensor {
     /// Combines two tensors elementwise, broadcasting both (no recording).
     static func combining(_ a: Tensor, _ b: Tensor, _ op: BinaryOp, name: String) -> Tensor {
         guard let shape = ShapeMath.broadcast(a.shape, b.shape) else {
-            preconditionFailure("\(name): shapes \(a.shape) and \(b.shape) do not broadcast")
+            fatalError("\(name): shapes \(a.shape) and \(b.shape) do not broadcast")
         }
         let sa = ShapeMath.broadcastStrides(a.shape, to: shape)
         let sb = ShapeMath.broadcastStrides(b.shape, to: shape)

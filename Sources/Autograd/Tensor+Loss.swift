@@ -30,13 +30,13 @@ extension Tensor {
     /// Mean cross-entropy of logits (N, C) against class indices `targets` (N values in 0..<C), as
     /// `torch.nn.functional.cross_entropy` with mean reduction. Returns a rank-0 tensor.
     public func crossEntropy(targets: [Int]) -> Tensor {
-        precondition(rank == 2, "crossEntropy: logits shape \(shape) is not (N, C)")
+        check(rank == 2, "crossEntropy: logits shape \(shape) is not (N, C)")
         let (rows, classes) = (shape[0], shape[1])
-        precondition(targets.count == rows,
-                     "crossEntropy: \(targets.count) targets for logits shape \(shape)")
+        check(targets.count == rows,
+              "crossEntropy: \(targets.count) targets for logits shape \(shape)")
         for t in targets {
-            precondition(t >= 0 && t < classes,
-                         "crossEntropy: target \(t) is out of range 0..<\(classes) for logits shape \(shape)")
+            check(t >= 0 && t < classes,
+                  "crossEntropy: target \(t) is out of range 0..<\(classes) for logits shape \(shape)")
         }
         var sum: Scalar = 0
         let probabilities = [Scalar](fillingAll: count) { p in

@@ -14,7 +14,7 @@ extension TensorScalar {
         guard m > 0, n > 0, let c else { return }
         guard k > 0, let a, let b else {
             if beta == 0 { for r in 0..<m { (c + r * ldc).update(repeating: 0, count: n) } }
-            precondition(beta == 0 || beta == 1, "gemm: an empty inner dimension with beta \(beta)")
+            check(beta == 0 || beta == 1, "gemm: an empty inner dimension with beta \(beta)")
             return
         }
         parallelGemm(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha,
@@ -31,11 +31,11 @@ extension Tensor {
     /// - (..., m, k) x (k, n) -> (..., m, n), one GEMM over the batch folded into the rows.
     public func matmul(_ other: Tensor) -> Tensor {
         let a = self, b = other
-        precondition(a.rank >= 2 && b.rank >= 2,
-                     "matmul: operands need rank >= 2, got shapes \(a.shape) and \(b.shape)")
+        check(a.rank >= 2 && b.rank >= 2,
+              "matmul: operands need rank >= 2, got shapes \(a.shape) and \(b.shape)")
         let m = a.shape[a.rank - 2], k = a.shape[a.rank - 1]
         let k2 = b.shape[b.rank - 2], n = b.shape[b.rank - 1]
-        precondition(k == k2, "matmul: inner dimensions differ for shapes \(a.shape) and \(b.shape)")
+        check(k == k2, "matmul: inner dimensions differ for shapes \(a.shape) and \(b.shape)")
         let batchShape = Array(a.shape.dropLast(2))
         if b.rank == 2 {
             // Fold the batch into the rows: (B m, k) x (k, n), one GEMM each way.
@@ -55,8 +55,8 @@ extension Tensor {
                  b.requiresGradient ? Tensor.product(ca, g, transA: true, transB: false, shape: cb.shape) : nil]
             }
         }
-        precondition(Array(b.shape.dropLast(2)) == batchShape,
-                     "matmul: batch dimensions differ for shapes \(a.shape) and \(b.shape)")
+        check(Array(b.shape.dropLast(2)) == batchShape,
+              "matmul: batch dimensions differ for shapes \(a.shape) and \(b.shape)")
         let batch = batchShape.reduce(1, *)
         let result = Tensor.batchedProduct(a, b, transA: false, transB: false, batch: batch, shape: batchShape + [m, n])
         let (ca, cb) = (a.detached(), b.detached())
@@ -76,7 +76,7 @@ extension Tensor {
         let (m, k) = transA ? (xCols, xRows) : (xRows, xCols)
         let n = transB ? yRows : yCols
         return Tensor(shape: shape) { out in
-            precondition(out.count == m * n, "matmul: internal shape mismatch")
+            check(out.count == m * n, "matmul: internal shape mismatch")
             x.scalars.withUnsafeBufferPointer { px in
                 y.scalars.withUnsafeBufferPointer { py in
                     Scalar.gemmAllowingEmpty(transA: transA, transB: transB, m: m, n: n, k: k, alpha: 1,
@@ -111,12 +111,12 @@ extension Tensor {
     /// A fully connected layer, PyTorch layout: x (..., in), weight (out, in), bias (out) -> (..., out) =
     /// x W^T + b, as one GEMM (W read transposed) on an output pre-filled with the bias.
     public static func linear(_ x: Tensor, weight: Tensor, bias: Tensor? = nil) -> Tensor {
-        precondition(x.rank >= 1 && weight.rank == 2 && x.shape[x.rank - 1] == weight.shape[1],
-                     "linear: input shape \(x.shape) does not match weight shape \(weight.shape) (out, in)")
+        check(x.rank >= 1 && weight.rank == 2 && x.shape[x.rank - 1] == weight.shape[1],
+              "linear: input shape \(x.shape) does not match weight shape \(weight.shape) (out, in)")
         let (outFeatures, inFeatures) = (weight.shape[0], weight.shape[1])
         if let bias {
-            precondition(bias.shape == [outFeatures],
-                         "linear: bias shape \(bias.shape) does not match weight shape \(weight.shape)")
+            check(bias.shape == [outFeatures],
+                  "linear: bias shape \(bias.shape) does not match weight shape \(weight.shape)")
         }
         let rows = x.count / Swift.max(1, inFeatures)
         let outShape = Array(x.shape.dropLast()) + [outFeatures]

@@ -22,11 +22,11 @@ extension Tensor {
         var target = newShape
         if let hole = target.firstIndex(of: -1) {
             let known = target.enumerated().filter { $0.offset != hole }.reduce(1) { $0 * $1.element }
-            precondition(known > 0 && count % known == 0, "reshape: cannot reshape \(shape) to \(newShape)")
+            check(known > 0 && count % known == 0, "reshape: cannot reshape \(shape) to \(newShape)")
             target[hole] = count / known
         }
-        precondition(target.allSatisfy { $0 >= 0 } && target.reduce(1, *) == count,
-                     "reshape: cannot reshape \(shape) to \(newShape)")
+        check(target.allSatisfy { $0 >= 0 } && target.reduce(1, *) == count,
+              "reshape: cannot reshape \(shape) to \(newShape)")
         if target == shape { return unchangedResult }
         let inputShape = shape
         return Tensor.record(Tensor(shape: target, scalars: scalars), inputs: [self]) { g in
@@ -52,8 +52,8 @@ extension Tensor {
 
     /// Reorders the axes: result axis i is input axis `order[i]`.
     public func permuted(_ order: [Int]) -> Tensor {
-        precondition(order.count == rank && Set(order) == Set(0..<rank),
-                     "permute: \(order) is not a permutation of the axes of \(shape)")
+        check(order.count == rank && Set(order) == Set(0..<rank),
+              "permute: \(order) is not a permutation of the axes of \(shape)")
         if order == Array(0..<rank) { return unchangedResult }
         let strides = ShapeMath.strides(shape)
         let result = gathering(shape: order.map { shape[$0] }, offset: 0, strides: order.map { strides[$0] })
@@ -73,7 +73,7 @@ extension Tensor {
 
     /// Broadcasts to `target` (NumPy rules: size-1 or missing leading axes are repeated). Gradient: sum back.
     public func expanded(to target: [Int]) -> Tensor {
-        precondition(ShapeMath.broadcast(shape, target) == target, "expand: cannot expand \(shape) to \(target)")
+        check(ShapeMath.broadcast(shape, target) == target, "expand: cannot expand \(shape) to \(target)")
         if target == shape { return unchangedResult }
         let result = gathering(shape: target, offset: 0, strides: ShapeMath.broadcastStrides(shape, to: target))
         return Tensor.record(result, inputs: [self]) { g in [g] }  // accumulate() sums the broadcast back
@@ -99,7 +99,7 @@ extension Tensor {
     /// `torch.rot90`. Any integer k; k = 1 is flip of the second axis then transpose.
     public func rotated90(_ k: Int = 1, axes: (Int, Int) = (-2, -1)) -> Tensor {
         let a0 = ShapeMath.axis(axes.0, rank: rank, op: "rot90"), a1 = ShapeMath.axis(axes.1, rank: rank, op: "rot90")
-        precondition(a0 != a1, "rot90: the two axes must differ, got \(axes)")
+        check(a0 != a1, "rot90: the two axes must differ, got \(axes)")
         switch ((k % 4) + 4) % 4 {
         case 1: return flipped([a1]).transposed(a0, a1)
         case 2: return flipped([a0, a1])
@@ -112,9 +112,9 @@ extension Tensor {
 
     /// The elements `lower[i] ..< upper[i]` along each axis (stride 1).
     public func sliced(lower: [Int], upper: [Int]) -> Tensor {
-        precondition(lower.count == rank && upper.count == rank
-                     && (0..<rank).allSatisfy { 0 <= lower[$0] && lower[$0] <= upper[$0] && upper[$0] <= shape[$0] },
-                     "slice: bounds \(lower)..<\(upper) do not fit shape \(shape)")
+        check(lower.count == rank && upper.count == rank
+              && (0..<rank).allSatisfy { 0 <= lower[$0] && lower[$0] <= upper[$0] && upper[$0] <= shape[$0] },
+              "slice: bounds \(lower)..<\(upper) do not fit shape \(shape)")
         let strides = ShapeMath.strides(shape)
         let offset = zip(lower, strides).reduce(0) { $0 + $1.0 * $1.1 }
         let outShape = zip(lower, upper).map { $1 - $0 }
@@ -137,8 +137,8 @@ extension Tensor {
 
     /// Pads with `value` (default 0): `before[i]` elements before and `after[i]` after along each axis.
     public func padded(before: [Int], after: [Int], value: Scalar = 0) -> Tensor {
-        precondition(before.count == rank && after.count == rank && (before + after).allSatisfy { $0 >= 0 },
-                     "pad: widths \(before), \(after) do not fit shape \(shape)")
+        check(before.count == rank && after.count == rank && (before + after).allSatisfy { $0 >= 0 },
+              "pad: widths \(before), \(after) do not fit shape \(shape)")
         let outShape = (0..<rank).map { shape[$0] + before[$0] + after[$0] }
         if outShape == shape { return unchangedResult }
         let outStrides = ShapeMath.strides(outShape)
@@ -161,12 +161,12 @@ extension Tensor {
 
     /// Joins tensors along `axis`; all other axes must agree.
     public static func concatenated(_ tensors: [Tensor], axis: Int) -> Tensor {
-        precondition(!tensors.isEmpty, "concat: no tensors")
+        check(!tensors.isEmpty, "concat: no tensors")
         let first = tensors[0]
         let a = ShapeMath.axis(axis, rank: first.rank, op: "concat")
         for t in tensors {
-            precondition(t.rank == first.rank && (0..<t.rank).allSatisfy { $0 == a || t.shape[$0] == first.shape[$0] },
-                         "concat: shapes \(first.shape) and \(t.shape) differ off axis \(axis)")
+            check(t.rank == first.rank && (0..<t.rank).allSatisfy { $0 == a || t.shape[$0] == first.shape[$0] },
+                  "concat: shapes \(first.shape) and \(t.shape) differ off axis \(axis)")
         }
         var outShape = first.shape
         outShape[a] = tensors.reduce(0) { $0 + $1.shape[a] }
@@ -193,9 +193,9 @@ extension Tensor {
 
     /// Stacks equally shaped tensors along a new axis.
     public static func stacked(_ tensors: [Tensor], axis: Int = 0) -> Tensor {
-        precondition(!tensors.isEmpty, "stack: no tensors")
+        check(!tensors.isEmpty, "stack: no tensors")
         for t in tensors {
-            precondition(t.shape == tensors[0].shape, "stack: shapes \(tensors[0].shape) and \(t.shape) differ")
+            check(t.shape == tensors[0].shape, "stack: shapes \(tensors[0].shape) and \(t.shape) differ")
         }
         let a = ShapeMath.axis(axis, rank: tensors[0].rank + 1, op: "stack")
         return concatenated(tensors.map { $0.unsqueezed(a) }, axis: a)

@@ -12,7 +12,7 @@ extension Tensor {
     ///   - padding: implicit -inf border (ph, pw), each at most half the kernel.
     /// - Returns: (N, C, Hout, Wout) with Hout = floor((H + 2 ph - kh) / sh) + 1, likewise Wout.
     public func maxPool2d(kernel: (Int, Int), stride: (Int, Int)? = nil, padding: (Int, Int) = (0, 0)) -> Tensor {
-        precondition(rank == 4, "maxPool2d: input shape \(shape) is not (N, C, H, W)")
+        check(rank == 4, "maxPool2d: input shape \(shape) is not (N, C, H, W)")
         let s = stride ?? kernel
         return maxPooling(op: "maxPool2d", planes: shape[0] * shape[1], volume: [1, shape[2], shape[3]],
                           kernel: [1, kernel.0, kernel.1], stride: [1, s.0, s.1],
@@ -29,7 +29,7 @@ extension Tensor {
     /// - Returns: (N, C, Dout, Hout, Wout), each floor((size + 2 p - k) / s) + 1.
     public func maxPool3d(kernel: (Int, Int, Int), stride: (Int, Int, Int)? = nil,
                           padding: (Int, Int, Int) = (0, 0, 0)) -> Tensor {
-        precondition(rank == 5, "maxPool3d: input shape \(shape) is not (N, C, D, H, W)")
+        check(rank == 5, "maxPool3d: input shape \(shape) is not (N, C, D, H, W)")
         let s = stride ?? kernel
         return maxPooling(op: "maxPool3d", planes: shape[0] * shape[1], volume: Array(shape[2...]),
                           kernel: [kernel.0, kernel.1, kernel.2], stride: [s.0, s.1, s.2],
@@ -41,18 +41,18 @@ extension Tensor {
     /// pooled (depth, height, width) to the result's shape.
     private func maxPooling(op: String, planes: Int, volume: [Int], kernel: [Int], stride: [Int], padding: [Int],
                             outputShape: ([Int]) -> [Int]) -> Tensor {
-        precondition(kernel.allSatisfy { $0 > 0 } && stride.allSatisfy { $0 > 0 },
-                     "\(op): kernel \(kernel) and stride \(stride) must be positive (input shape \(shape))")
-        precondition((0..<3).allSatisfy { padding[$0] >= 0 && padding[$0] <= kernel[$0] / 2 },
-                     "\(op): padding \(padding) must be between 0 and half the kernel \(kernel) "
-                     + "(input shape \(shape))")
+        check(kernel.allSatisfy { $0 > 0 } && stride.allSatisfy { $0 > 0 },
+              "\(op): kernel \(kernel) and stride \(stride) must be positive (input shape \(shape))")
+        check((0..<3).allSatisfy { padding[$0] >= 0 && padding[$0] <= kernel[$0] / 2 },
+              "\(op): padding \(padding) must be between 0 and half the kernel \(kernel) "
+              + "(input shape \(shape))")
         let geometry = PoolingGeometry(planes: planes, depth: volume[0], height: volume[1], width: volume[2],
                                        kernel: kernel, stride: stride, padding: padding)
         let pooled = geometry.outputSize
-        precondition(pooled.allSatisfy { $0 > 0 },
-                     "\(op): input shape \(shape) is smaller than the kernel \(kernel) with padding \(padding)")
-        precondition(geometry.inputPlane <= Int(Int32.max),
-                     "\(op): planes of \(geometry.inputPlane) elements are too large for Int32 indices")
+        check(pooled.allSatisfy { $0 > 0 },
+              "\(op): input shape \(shape) is smaller than the kernel \(kernel) with padding \(padding)")
+        check(geometry.inputPlane <= Int(Int32.max),
+              "\(op): planes of \(geometry.inputPlane) elements are too large for Int32 indices")
         let outShape = outputShape(pooled)
         let outCount = planes * geometry.outputPlane
         // Every index is written by the kernel.

@@ -55,8 +55,8 @@ extension Tensor {
     /// Sums a tensor of a broadcast shape back to `target` (the inverse of broadcasting `target` to `shape`).
     public func sum(toShape target: [Int]) -> Tensor {
         if shape == target { return unchangedResult }
-        precondition(ShapeMath.broadcast(target, shape) == shape,
-                     "sum(toShape:): \(target) does not broadcast to \(shape)")
+        check(ShapeMath.broadcast(target, shape) == shape,
+              "sum(toShape:): \(target) does not broadcast to \(shape)")
         let lead = rank - target.count
         let axes = (0..<rank).filter { $0 < lead || target[$0 - lead] == 1 && shape[$0] != 1 }
         return sum(axes: axes, keepingDimensions: true).reshaped(target)

@@ -189,7 +189,7 @@ extension BatchNorm {
     /// shift.
     public func fold(weight: Tensor<Float>, bias: Tensor<Float>?) -> (weight: Tensor<Float>, bias: Tensor<Float>) {
         let outputs = weight.shape[0]
-        precondition(outputs % channels == 0, "BatchNorm.fold: \(outputs) filters for \(channels) channels")
+        check(outputs % channels == 0, "BatchNorm.fold: \(outputs) filters for \(channels) channels")
         let repeats = outputs / channels
         let perFilter = weight.count / outputs
         let (scale, shift) = evaluationAffine()
@@ -208,7 +208,7 @@ extension Conv2d {
     /// A plain convolution holding the given filters (out, in, k, k) and bias.
     public static func holding(weight: Tensor<Float>, bias: Tensor<Float>?, stride: Int = 1, padding: Int = 0)
         -> Conv2d {
-        precondition(weight.rank == 4 && weight.shape[2] == weight.shape[3], "Conv2d.holding: \(weight.shape)")
+        check(weight.rank == 4 && weight.shape[2] == weight.shape[3], "Conv2d.holding: \(weight.shape)")
         var generator = SeededRandom(seed: 0)
         let conv = Conv2d(weight.shape[1], weight.shape[0], kernelSize: weight.shape[2], stride: stride,
                           padding: padding, bias: bias != nil, generator: &generator)
@@ -221,7 +221,7 @@ extension Conv2d {
 extension Linear {
     /// A linear layer holding the given weight (out, in) and bias.
     public static func holding(weight: Tensor<Float>, bias: Tensor<Float>?) -> Linear {
-        precondition(weight.rank == 2, "Linear.holding: \(weight.shape)")
+        check(weight.rank == 2, "Linear.holding: \(weight.shape)")
         var generator = SeededRandom(seed: 0)
         let linear = Linear(weight.shape[1], weight.shape[0], bias: bias != nil, generator: &generator)
         linear.weight.assign(weight.scalars)

@@ -76,7 +76,7 @@ open class Module {
 
     /// Maps an input to an output; throws `ShapeError` for an input it cannot take.
     open func forward(_ input: Tensor<Float>) throws -> Tensor<Float> {
-        preconditionFailure("\(type(of: self)) must override forward(_:)")
+        fatalError("\(type(of: self)) must override forward(_:)")
     }
 
     /// Hook for subclasses that cache derived tensors (expanded filters) or hold statistics.

@@ -69,9 +69,14 @@ public struct ReferenceCase {
         return Tensor(shape: entry.shape, scalars: entry.floats)
     }
 
+    /// The tensor `name` as integers; every value must be a whole number (a NaN or 1e30 is refused, not converted).
     func integers(_ name: String) throws -> [Int] {
         guard let entry = file.entries[name] else { throw CaseError.missing(name) }
-        return entry.doubles.map { Int($0) }
+        let values = entry.doubles
+        if let bad = values.firstIndex(where: { !($0.rounded() == $0 && abs($0) < 0x1p53) }) {
+            throw InvalidCase(reason: "\(name) element \(bad) is \(values[bad]), not an integer")
+        }
+        return values.map { Int($0) }
     }
 
     /// An argument that is an integer or a list of integers, as a list of `count` (a single integer is repeated);
@@ -125,6 +130,7 @@ public struct ReferenceCase {
 
     /// Runs the op on the case's inputs and compares result and gradients.
     func compute() throws -> [Comparison] {
+        try validate()
         switch op {
         case "adamw": return try computeAdamW()
         case "model": return try computeModel()

@@ -13,8 +13,8 @@ public struct PoolingGeometry: Sendable, Equatable {
 
     /// `kernel`, `stride` and `padding` are (depth, height, width).
     public init(planes: Int, depth: Int, height: Int, width: Int, kernel: [Int], stride: [Int], padding: [Int]) {
-        precondition(kernel.count == 3 && stride.count == 3 && padding.count == 3,
-                     "PoolingGeometry: kernel, stride and padding need three entries")
+        check(kernel.count == 3 && stride.count == 3 && padding.count == 3,
+              "PoolingGeometry: kernel, stride and padding need three entries")
         self.planes = planes
         self.depth = depth
         self.height = height

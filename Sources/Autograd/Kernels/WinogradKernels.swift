@@ -63,7 +63,7 @@ public struct WinogradGeometry: Sendable, Equatable {
         (padHeight, padWidth) = padding
         self.block = 3
         if let block = block ?? Self.forcedBlock {
-            precondition(block == 3 || block == 5, "WinogradGeometry: block \(block) is not 3 or 5")
+            check(block == 3 || block == 5, "WinogradGeometry: block \(block) is not 3 or 5")
             self.block = block
         } else {
             var five = self

@@ -85,7 +85,7 @@ public enum EquivarianceCheck {
 
     /// max |a - b| / max |b| (0 when both are zero).
     public static func relativeError<S>(_ a: Tensor<S>, _ b: Tensor<S>) -> Double {
-        precondition(a.shape == b.shape, "relativeError: shapes \(a.shape) and \(b.shape) differ")
+        Autograd.check(a.shape == b.shape, "relativeError: shapes \(a.shape) and \(b.shape) differ")
         var worst = 0.0, scale = 0.0
         for (x, y) in zip(a.scalars, b.scalars) {
             worst = max(worst, abs(Double(x) - Double(y)))

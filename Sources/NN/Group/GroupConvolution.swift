@@ -54,7 +54,7 @@ public class GroupFilterConv2d: Module {
 
     /// The weight expanded into the plain convolution's filters (run once, on element indices); subclasses override.
     func expandWeight(_ w: Tensor<Double>) -> Tensor<Double> {
-        preconditionFailure("\(type(of: self)) must override expandWeight(_:)")
+        fatalError("\(type(of: self)) must override expandWeight(_:)")
     }
 
     override public func modeDidChange() { cache.clear() }
@@ -220,7 +220,7 @@ struct FilterExpansion {
         func indexMap(_ shape: [Int], _ expand: (Tensor<Double>) -> Tensor<Double>)
             -> (indices: [Int32], shape: [Int]) {
             let count = shape.reduce(1, *)
-            precondition(count <= Int(Int32.max), "FilterExpansion: \(count) elements are too many to index")
+            check(count <= Int(Int32.max), "FilterExpansion: \(count) elements are too many to index")
             let positions = Tensor<Double>(shape: shape, scalars: (0..<count).map(Double.init))
             let expanded = withoutGradients { expand(positions) }
             return (expanded.scalars.map { Int32($0) }, expanded.shape)

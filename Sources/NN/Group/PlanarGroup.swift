@@ -24,7 +24,7 @@ public struct PlanarGroup: Sendable, Equatable, CustomStringConvertible {
 
     /// (flip, rotation) of element `g`.
     public func parts(_ g: Int) -> (flip: Int, rotation: Int) {
-        precondition(g >= 0 && g < order, "\(name): no element \(g)")
+        check(g >= 0 && g < order, "\(name): no element \(g)")
         return (g / 4, g % 4)
     }
 
@@ -53,8 +53,8 @@ public struct PlanarGroup: Sendable, Equatable, CustomStringConvertible {
     /// Acts by `g` on a group feature map (B, C, |G|, H, W) (or any tensor whose axis -3 is the group axis):
     /// plane `h` moves to `g * h` and is transformed by `g`.
     public func act<S>(_ g: Int, onFeatureMap y: Tensor<S>) -> Tensor<S> {
-        precondition(y.rank >= 3 && y.shape[y.rank - 3] == order,
-                     "\(name).act: axis -3 of \(y.shape) must be the group axis of size \(order)")
+        check(y.rank >= 3 && y.shape[y.rank - 3] == order,
+              "\(name).act: axis -3 of \(y.shape) must be the group axis of size \(order)")
         let inverse = inverse(g)
         let axis = y.rank - 3
         let planes = elements.map { j in y.sliced(axis: axis, compose(inverse, j) ..< compose(inverse, j) + 1) }

