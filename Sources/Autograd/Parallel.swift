@@ -17,9 +17,30 @@ public enum Parallel {
     /// Threads used by the framework's kernels and matrix products (the caller counts as one).
     public nonisolated(unsafe) static var threads: Int = max(1, ProcessInfo.processInfo.activeProcessorCount)
 
-    /// Sets the thread count for the framework's kernels and its matrix products.
+    /// The most threads accepted: 4 per core, at most 256. More only adds per-thread buffers (OpenBLAS keeps one per
+    /// thread; under an address-space limit 1000 of them livelock it) and contention, never speed.
+    public static let maximumThreads = min(256, 4 * max(1, ProcessInfo.processInfo.activeProcessorCount))
+
+    /// A thread count outside `1...Parallel.maximumThreads`.
+    public struct ThreadCountError: Error, CustomStringConvertible, Sendable {
+        public let count: Int
+        public var description: String {
+            "thread count \(count) is out of range 1...\(Parallel.maximumThreads) (4 per core on the "
+                + "\(ProcessInfo.processInfo.activeProcessorCount) cores here, at most 256)"
+        }
+    }
+
+    /// `count` when it is in `1...maximumThreads`; throws `ThreadCountError` saying the range otherwise. For a
+    /// command's `--threads` flag: call it, report the error, then `setThreads`.
+    public static func checkedThreadCount(_ count: Int) throws -> Int {
+        guard count >= 1 && count <= maximumThreads else { throw ThreadCountError(count: count) }
+        return count
+    }
+
+    /// Sets the thread count for the framework's kernels and its matrix products, clamped to
+    /// `1...maximumThreads` (use `checkedThreadCount` first to refuse a count out of range instead).
     public static func setThreads(_ count: Int) {
-        threads = max(1, count)
+        threads = min(max(1, count), maximumThreads)
         BLASLibrary.prepare()
     }
 
