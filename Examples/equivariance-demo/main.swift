@@ -120,12 +120,13 @@ func softmax(_ logits: Tensor<Float>) -> [[Float]] {
     return (0..<logits.shape[0]).map { Array(probabilities.scalars[($0 * classes)..<(($0 + 1) * classes)]) }
 }
 
-/// Loads trained parameters into `model` from a state dict or a training checkpoint; returns a description.
+/// Loads trained parameters into `model` from a state dict or a training checkpoint; returns a description. A file
+/// holding a NaN or an infinity is refused (such weights are not trained ones), as is one that does not fit.
 func loadTrained(_ path: String, into model: Module) throws -> String {
     let url = URL(fileURLWithPath: path)
-    let file = try SafetensorsFile(contentsOf: url)
+    let file = try ParameterFile.read(url)
     let prefix = file.entries.keys.contains { $0.hasPrefix("model.") } ? "model." : ""
-    try model.load(stateDict: Module.tensors(in: file, prefix: prefix), source: url.lastPathComponent)
+    try model.load(stateDict: ParameterFile.tensors(in: file, prefix: prefix, url: url), source: url.path)
     return "trained (\(url.lastPathComponent))"
 }
 
@@ -137,14 +138,27 @@ func hasBatchNorm(_ path: String) -> Bool {
 
 // MARK: - The input image
 
+/// A fault the demo reports as `error: <message>`.
+struct DemoError: Error, CustomStringConvertible {
+    let message: String
+    var description: String { message }
+}
+
 /// A rot-digits test digit when the data set is at hand, else a synthetic shape with no rotational symmetry
-/// (an "F" of soft strokes).
-func inputImage(_ options: DemoOptions) -> (image: Tensor<Float>, description: String) {
+/// (an "F" of soft strokes). Data that is there but cannot be read (a damaged cache, a directory where a file
+/// belongs) is an error naming the file, not a reason to draw something else.
+func inputImage(_ options: DemoOptions) throws -> (image: Tensor<Float>, description: String) {
     let directory = URL(fileURLWithPath: options.dataDirectory)
     let setDirectory = directory.appendingPathComponent(DatasetName.rotDigits.rawValue)
     let source = directory.appendingPathComponent(DataCatalog.digitsSourceName)
-    if FileManager.default.fileExists(atPath: setDirectory.path) || FileManager.default.fileExists(atPath: source.path),
-       let data = try? DataCatalog(directory: directory).load(.rotDigits) {
+    if FileManager.default.fileExists(atPath: setDirectory.path) || FileManager.default.fileExists(atPath: source.path) {
+        let data: (train: ImageDataset, test: ImageDataset)
+        do {
+            data = try DataCatalog(directory: directory).load(.rotDigits)
+        } catch {
+            throw DemoError(message: "the rot-digits data in \(directory.path) cannot be read: \(error)\n"
+                            + "Repair or remove it, or pass --data-dir a folder without it to use a synthetic image.")
+        }
         let index = min(options.imageIndex, data.test.count - 1)
         let pixels = Array(data.test.image(index))
         return (Tensor(shape: [1, 1, data.test.height, data.test.width], scalars: pixels),
@@ -357,7 +371,7 @@ func makeModel(_ name: ModelName, weights: String?) throws -> (model: Module, la
 }
 
 do {
-    let (x, description) = inputImage(options)
+    let (x, description) = try inputImage(options)
     print("Input: \(description), \(x.shape[2])x\(x.shape[3]).")
     print("Figures go to \(outputDirectory.path)/.\n")
 

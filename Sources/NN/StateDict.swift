@@ -19,12 +19,28 @@ public struct StateDictError: Error, CustomStringConvertible {
         self.other = other
     }
 
-    /// One line per kind of misfit: the missing names, the unexpected names, each shape mismatch, then `other`.
+    /// How many names (or shape mismatches) a listing shows before it summarises the rest as "... and N more": a
+    /// file of another model can hold thousands, which would fill megabytes of a terminal.
+    public static let shownNames = 20
+
+    /// The first `shownNames` of `names`, comma-separated, then "... and N more" for the rest.
+    public static func summary(_ names: [String]) -> String {
+        let shown = names.prefix(shownNames).joined(separator: ", ")
+        return names.count > shownNames ? shown + ", ... and \(names.count - shownNames) more" : shown
+    }
+
+    /// One line per kind of misfit: the missing names, the unexpected names, each shape mismatch, then `other`; at
+    /// most `shownNames` of each, then how many more.
     public var listing: [String] {
         var parts: [String] = []
-        if !missing.isEmpty { parts.append("missing: \(missing.joined(separator: ", "))") }
-        if !unexpected.isEmpty { parts.append("unexpected: \(unexpected.joined(separator: ", "))") }
-        for m in mismatched { parts.append("shape mismatch for \(m.name): model has \(m.expected), file has \(m.given)") }
+        if !missing.isEmpty { parts.append("missing: \(Self.summary(missing))") }
+        if !unexpected.isEmpty { parts.append("unexpected: \(Self.summary(unexpected))") }
+        for m in mismatched.prefix(Self.shownNames) {
+            parts.append("shape mismatch for \(m.name): model has \(m.expected), file has \(m.given)")
+        }
+        if mismatched.count > Self.shownNames {
+            parts.append("... and \(mismatched.count - Self.shownNames) more shape mismatches")
+        }
         if let other { parts.append(other) }
         return parts
     }

@@ -257,7 +257,7 @@ extension Trainer {
             misfit.mismatched += optimizerMisfit.mismatched
         }
         if !integers.isEmpty { misfit.other = "integer (I64) tensors, which a checkpoint never holds: "
-                                              + integers.joined(separator: ", ") }
+                                              + StateDictError.summary(integers) }
         if !misfit.missing.isEmpty || !misfit.unexpected.isEmpty || !misfit.mismatched.isEmpty || misfit.other != nil {
             throw fault("tensors", (["do not fit the \(modelName) model and its \(configuration.optimizer.rawValue) "
                                      + "optimiser"] + misfit.listing).joined(separator: "\n  "))
