@@ -37,7 +37,10 @@ final class ExportTests: XCTestCase {
         let (expected, actual) = try withoutGradients { (try model(x), try exported(x)) }
         XCTAssertEqual(actual.shape, [3, 10], what, file: file, line: line)
         let error = EquivarianceCheck.relativeError(actual, expected)
-        XCTAssertLessThanOrEqual(error, 1e-5, "\(what): relative error \(error)", file: file, line: line)
+        // Two float32 runs of a whole model (the exported one sums in another order, with folded weights): the
+        // models' yardstick, 1e-4 (../shared/reference/README.md). Measured here: 3e-7 to 6e-7 over five OpenBLAS
+        // kernel families.
+        XCTAssertLessThanOrEqual(error, 1e-4, "\(what): relative error \(error)", file: file, line: line)
     }
 
     func testExportedModelsGiveTheSameLogits() throws {
@@ -81,7 +84,8 @@ final class ExportTests: XCTestCase {
     func testExportedModelIsInvariant() throws {
         let exported = try D4CNN(seed: 6).exported()
         let report = try EquivarianceCheck.invariance(exported, input: input(seed: 7, count: 2), group: .d4)
-        XCTAssertTrue(report.holds(tolerance: 1e-5), "\(report)")
+        // A whole model in float32: the models' yardstick 1e-4 (measured 5e-7 to 8e-7 over five OpenBLAS kernels).
+        XCTAssertTrue(report.holds(tolerance: 1e-4), "\(report)")
     }
 
     func testExportedFileRoundTrips() throws {
@@ -142,6 +146,8 @@ final class ExportTests: XCTestCase {
         let folded = Conv2d.holding(weight: w, bias: b, padding: 1)
         let x = Tensor<Float>.normal(shape: [2, 2, 6, 6], generator: &generator)
         let (expected, actual) = try withoutGradients { (try norm(try conv(x)), try folded(x)) }
-        XCTAssertLessThanOrEqual(EquivarianceCheck.relativeError(actual, expected), 1e-6)
+        // Two float32 convolutions (then a norm, or with folded weights), each within the ops' yardstick 1e-5 of the
+        // exact result (../shared/reference/README.md): 2e-5 apart at most.
+        XCTAssertLessThanOrEqual(EquivarianceCheck.relativeError(actual, expected), 2e-5)
     }
 }

@@ -25,10 +25,14 @@ final class ModelTests: XCTestCase {
     func testModelsAreInvariant() throws {
         var generator = SeededRandom(seed: 3)
         let input = Tensor<Float>.uniform(shape: [2, 1, 33, 33], low: 0, high: 1, generator: &generator)
+        // Both sides are float32 runs of a whole model, whose rounding depends on the BLAS kernels of the machine:
+        // the models' yardstick, 1e-4 (PyTorch's own float32 models stay within it of float64; see
+        // ../shared/reference/README.md). Measured here 3e-7 to 8e-7 with OpenBLAS's Cooperlake, SkylakeX, Haswell,
+        // Zen and Sandybridge kernels; the plain CNN is off by 7e-3.
         let c4 = try EquivarianceCheck.invariance(C4CNN(seed: 1), input: input, group: .c4)
-        XCTAssertTrue(c4.holds(tolerance: 1e-5), "\(c4)")
+        XCTAssertTrue(c4.holds(tolerance: 1e-4), "\(c4)")
         let d4 = try EquivarianceCheck.invariance(D4CNN(seed: 1), input: input, group: .d4)
-        XCTAssertTrue(d4.holds(tolerance: 1e-5), "\(d4)")
+        XCTAssertTrue(d4.holds(tolerance: 1e-4), "\(d4)")
         let cnn = try EquivarianceCheck.invariance(CNN(seed: 1), input: input, group: .c4)
         XCTAssertFalse(cnn.holds(tolerance: 1e-3), "the plain CNN is not invariant: \(cnn)")
     }

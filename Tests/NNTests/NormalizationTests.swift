@@ -65,7 +65,9 @@ final class NormalizationTests: XCTestCase {
                                                gamma: norm.weight.value.scalars.map(Double.init),
                                                beta: norm.bias.value.scalars.map(Double.init), epsilon: 1e-5)
             XCTAssertEqual(y.shape, shape)
-            XCTAssertLessThanOrEqual(relative(y.scalars.map(Double.init), reference.output), 2e-6, "\(shape)")
+            // The ops' forward yardstick, 1e-5: per-channel means and variances over up to 100 float32 values round
+            // by up to 100 u = 6e-6 relative, in an order that depends on the thread count.
+            XCTAssertLessThanOrEqual(relative(y.scalars.map(Double.init), reference.output), 1e-5, "\(shape)")
         }
     }
 
@@ -187,8 +189,10 @@ final class NormalizationTests: XCTestCase {
             dgamma[c] += Double(r.scalars[k]) * Double(x.scalars[k] - mean[c]) / Double(variance[c] + 1e-5).squareRoot()
             dbeta[c] += Double(r.scalars[k])
         }
-        XCTAssertLessThanOrEqual(relative(norm.weight.grad!.scalars.map(Double.init), dgamma), 1e-5)
-        XCTAssertLessThanOrEqual(relative(norm.bias.grad!.scalars.map(Double.init), dbeta), 1e-5)
+        // Gradients: the yardstick 1e-4 of the largest magnitude (sums of 48 float32 terms, whose worst-case rounding
+        // relative to a sum with cancellation exceeds 1e-5).
+        XCTAssertLessThanOrEqual(relative(norm.weight.grad!.scalars.map(Double.init), dgamma), 1e-4)
+        XCTAssertLessThanOrEqual(relative(norm.bias.grad!.scalars.map(Double.init), dbeta), 1e-4)
         // Statistics are left alone, and each sample is normalised independently of the others.
         XCTAssertEqual(norm.runningMean.value.scalars, mean)
         XCTAssertEqual(norm.runningVariance.value.scalars, variance)
