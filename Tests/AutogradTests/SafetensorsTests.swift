@@ -127,7 +127,7 @@ final class SafetensorsTests: XCTestCase {
         XCTAssertThrowsError(try SafetensorsFile(contentsOf: url)) { error in
             let error = error as? SafetensorsError
             XCTAssertEqual(error?.file, url.path)
-            XCTAssertTrue(error?.message.contains("cannot read") ?? false, "\(String(describing: error))")
+            XCTAssertEqual(error?.message, "cannot open (No such file or directory)", "\(String(describing: error))")
         }
     }
 

@@ -109,8 +109,8 @@ final class FileKindTests: XCTestCase {
     func testGzipStopsAtTheBoundItIsGiven() throws {
         let packed = Gzip.deflate([UInt8](repeating: 7, count: 1 << 20))
         XCTAssertEqual(try Gzip.inflate(packed, file: "x", maximumSize: 1 << 20).count, 1 << 20)
-        XCTAssertThrowsError(try Gzip.inflate(packed, file: "x", maximumSize: 1000, what: "what it may hold")) { error in
-            XCTAssertEqual("\(error)", "x: the gzip stream inflates to more than 1000 bytes, more than what it may hold")
+        XCTAssertThrowsError(try Gzip.inflate(packed, file: "x", maximumSize: 1000)) { error in
+            XCTAssertEqual("\(error)", "x: the gzip stream inflates to more than the 1000 bytes it may hold")
         }
         XCTAssertEqual(try Gzip.inflate(packed, file: "x", maximumSize: 16, prefix: true), [UInt8](repeating: 7, count: 16))
     }
@@ -120,7 +120,8 @@ final class FileKindTests: XCTestCase {
         let content: [UInt8] = [0, 0, 8, 1, 0, 0, 0, 10] + [UInt8](repeating: 1, count: 1 << 20)
         let url = try scratch.write("labels.gz", Gzip.deflate(content))
         XCTAssertThrowsError(try IDX.readLabels(url)) { error in
-            XCTAssertTrue("\(error)".contains("more than the 18 bytes its IDX header declares (shape 10)"), "\(error)")
+            XCTAssertTrue("\(error)".hasSuffix("labels.gz: uncompressed byte 18: size mismatch: shape 10 needs 18 bytes, "
+                                                + "the file holds more"), "\(error)")
         }
     }
 

