@@ -35,32 +35,15 @@ func message(_ error: Error) -> String {
 
 // MARK: - Ctrl-C
 
-/// The run in progress, for the message on Ctrl-C.
-final class RunState: @unchecked Sendable {
-    private let lock = NSLock()
-    private var checkpoint: URL?
-    private var epochs = 0
-
-    func set(checkpoint: URL?, epochs: Int) {
-        lock.lock()
-        self.checkpoint = checkpoint
-        self.epochs = epochs
-        lock.unlock()
+/// The message on Ctrl-C for the run in progress: where its last checkpoint is and the command that resumes.
+func interruptedText(checkpoint: URL?, epochs: Int) -> String {
+    guard let checkpoint, epochs > 0 else {
+        return "interrupted before the first checkpoint was written; nothing to resume"
     }
-
-    /// Where the last checkpoint is and the command that resumes.
-    func interruptedText() -> String {
-        lock.lock()
-        defer { lock.unlock() }
-        guard let checkpoint, FileManager.default.fileExists(atPath: checkpoint.path) else {
-            return "interrupted before the first checkpoint was written; nothing to resume"
-        }
-        return "interrupted: the last checkpoint (after epoch \(epochs)) is \(checkpoint.path)\n"
-            + "resume with: \(ShellText.resumeCommand(CommandLine.arguments))"
-    }
+    return "interrupted: the last checkpoint (after epoch \(epochs)) is \(checkpoint.path)\n"
+        + "resume with: \(ShellText.resumeCommand(CommandLine.arguments))"
 }
 
-let runState = RunState()
 
 // MARK: - One run
 
@@ -158,11 +141,11 @@ func train(_ p: RunPlan, options: Options, data: (train: ImageDataset, test: Ima
             if unlink(p.metrics.path) != 0 { throw UsageError("--metrics: cannot replace \(p.metrics.path)") }
         }
     }
-    runState.set(checkpoint: checkpoint, epochs: trainer.completedEpochs)
+    Interrupt.setMessage(interruptedText(checkpoint: checkpoint, epochs: trainer.completedEpochs))
     print("\(modelName): \(model.parameterCount) parameters; \(data.train.count) training and "
           + "\(data.test.count) test images; \(options.configuration.summary)")
     trainer.onEpochEnd = { _ in
-        runState.set(checkpoint: checkpoint, epochs: trainer.completedEpochs)
+        Interrupt.setMessage(interruptedText(checkpoint: checkpoint, epochs: trainer.completedEpochs))
         try CurvePlot.write([.init(name: modelName, history: trainer.history)],
                             title: "\(modelName) on \(options.dataset.rawValue)", to: p.plot)
     }
@@ -232,7 +215,7 @@ do {
             .appendingPathComponent("compare-\(options.dataset.rawValue)-\(options.preset.rawValue).svg")
         : nil
     try checkOutputs(plans, comparePlot: comparePlot, options: options)
-    Interrupt.onInterrupt { runState.interruptedText() }
+    Interrupt.install(message: interruptedText(checkpoint: nil, epochs: 0))
 
     let defaults = options.preset == .original && options.configuration == .original
     if defaults {

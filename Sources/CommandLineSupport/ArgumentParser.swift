@@ -150,7 +150,7 @@ public final class ArgumentParser {
     /// The help text: usage, overview and one entry per flag (in declaration order).
     public var help: String {
         var lines = ["USAGE: \(command) [options]", "", overview, "", "OPTIONS:"]
-        let width = 28
+        let width = 30
         for entry in entries + [Entry(names: ["-h", "--help"], value: nil, help: "show this help", convert: nil)] {
             let names = entry.names.count > 1 && entry.names[0] == "-h" ? "-h, --help"
                 : entry.names.joined(separator: ", ") + (entry.value.map { " \($0)" } ?? "")

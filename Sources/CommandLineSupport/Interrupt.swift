@@ -1,4 +1,3 @@
-import Dispatch
 import Foundation
 
 #if canImport(Glibc)
@@ -9,24 +8,36 @@ import Musl
 import Darwin
 #endif
 
-/// Ctrl-C (SIGINT) handling for long commands: the handler runs on a dispatch queue (not in signal context), then
-/// the process ends with status 130, the shell's status for a command ended by SIGINT.
+/// Ctrl-C (SIGINT) handling for long commands: the handler writes the message set last to standard error and ends
+/// the process with status 130, the shell's status for a command ended by SIGINT.
+///
+/// The handler runs in signal context, so it only calls `write` and `_exit`; the message is prepared beforehand
+/// (`setMessage`, for example after each checkpoint) as a C string that is never freed while it may be read.
 public enum Interrupt {
-    /// The installed signal source (kept alive for the life of the process).
-    nonisolated(unsafe) private static var source: DispatchSourceSignal?
+    nonisolated(unsafe) private static var message: UnsafeMutablePointer<CChar>?
+    nonisolated(unsafe) private static var length = 0
 
-    /// On SIGINT, flushes standard output, writes `message()` to standard error and exits with status 130.
-    public static func onInterrupt(_ message: @escaping @Sendable () -> String) {
-        signal(SIGINT, SIG_IGN)
-        let source = DispatchSource.makeSignalSource(signal: SIGINT, queue: .global())
-        source.setEventHandler {
-            fflush(stdout)
-            let text = Array(("\n" + message() + "\n").utf8)
-            text.withUnsafeBytes { _ = write(2, $0.baseAddress, $0.count) }
+    /// Installs the handler with `text` as the message.
+    public static func install(message text: String) {
+        setMessage(text)
+        signal(SIGINT) { _ in
+            if let text = Interrupt.message {
+                _ = write(2, text, Interrupt.length)
+            }
             _exit(130)
         }
-        source.resume()
-        self.source = source
+    }
+
+    /// Replaces the message written on SIGINT (a newline is put before and after it).
+    public static func setMessage(_ text: String) {
+        let bytes = Array(("\n" + text + "\n").utf8CString)
+        let buffer = UnsafeMutablePointer<CChar>.allocate(capacity: bytes.count)
+        buffer.initialize(from: bytes, count: bytes.count)
+        // The length first, then the pointer: a handler sees the old text or the new one, never a torn one
+        // (the old buffer is kept: the handler may be reading it).
+        length = 0
+        message = buffer
+        length = bytes.count - 1
     }
 }
 

@@ -57,7 +57,7 @@ final class ArgumentParserTests: XCTestCase {
         let help = makeParser().0.help
         XCTAssertTrue(help.hasPrefix("USAGE: tool [options]\n\nDoes things.\n\nOPTIONS:\n"), help)
         XCTAssertTrue(help.contains("\n  --verbose, -v               say more\n"), help)
-        XCTAssertTrue(help.contains("\n  --rate X                    how fast\n                            second line\n"), help)
+        XCTAssertTrue(help.contains("\n  --rate X                    how fast\n                              second line\n"), help)
         XCTAssertTrue(help.contains("\n  -h, --help                  show this help"), help)
     }
 

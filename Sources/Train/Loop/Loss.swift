@@ -46,7 +46,8 @@ public struct Loss {
 
     /// Cross-entropy of logits (N, classes) against the batch's labels, averaged over the batch.
     public static let crossEntropy = Loss("cross_entropy", classifies: true, fault: { output, batch in
-        Trainer.outputFault(output, batch.labels)
+        if batch.targets != nil { return "cross_entropy needs class labels; the batch has regression targets" }
+        return Trainer.outputFault(output, batch.labels)
     }) { output, batch in
         output.crossEntropy(targets: batch.labels)
     }

@@ -153,10 +153,10 @@ public enum OutputPaths {
         }
         for (index, output) in outputs.enumerated() {
             for input in inputs where same(output.url, input.url) {
-                return "\(output.label) \(output.url.path) is also \(input.label)"
+                return "\(output.label) \(output.url.standardizedFileURL.path) is also \(input.label)"
             }
             for other in outputs[..<index] where same(output.url, other.url) {
-                return "\(output.label) \(output.url.path) is also \(other.label)"
+                return "\(output.label) \(output.url.standardizedFileURL.path) is also \(other.label)"
             }
         }
         return nil
