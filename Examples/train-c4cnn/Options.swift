@@ -69,8 +69,9 @@ struct Options {
                                                   help: "where checkpoints, metrics and plots go (default runs/MODEL-DATASET-PRESET)")
         let resumeFlag = parser.flag("--resume", help: "continue from the last checkpoint in the checkpoint directory")
         let overwriteFlag = parser.flag("--overwrite", help: """
-            start over in a run directory that holds an earlier run: replaces only that run's files (checkpoint,
-            metrics, curves, weights), and lets --metrics, --plot and --export replace existing files
+            start over in a run directory that holds an earlier run (replaces only that
+            run's checkpoint, metrics, curves and weights); lets --metrics, --plot and
+            --export replace existing files
             """)
         let evalFlag = parser.flag("--eval-only", help: "only evaluate the parameters of --weights FILE on the test set")
         let weightsFlag = parser.option("--weights", value: "FILE",

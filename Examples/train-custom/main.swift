@@ -54,8 +54,10 @@ final class ShapeNet: Module {
 let model = ShapeNet(seed: 0)
 let trainer = Trainer(model: model, optimizer: AdamW(parameters: model.namedParameters, learningRate: 3e-3),
                       loss: .crossEntropy, schedule: .cosine(warmup: 20, floor: 0.05), epochs: 4, batchSize: 32,
-                      shuffle: true, train: Shapes(count: 2000, seed: 1), test: Shapes(count: 400, seed: 2))
+                      shuffle: true, train: Shapes(count: 2000, seed: 1), test: Shapes(count: 400, seed: 2),
+                      progress: .silent)
 trainer.onEpochEnd = { m in
-    print(String(format: "epoch %d: loss %.3f, test accuracy %.1f%%", m.epoch, m.trainLoss, 100 * m.testAccuracy))
+    print(String(format: "epoch %d: loss %.3f, test accuracy %.1f%%, learning rate now %.2g", m.epoch, m.trainLoss,
+                 100 * m.testAccuracy, m.learningRate))
 }
 do { try trainer.run() } catch { print("error: \(error)"); exit(1) }

@@ -138,4 +138,46 @@ final class DatasetProtocolTests: XCTestCase {
         XCTAssertThrowsError(try JSONDecoder().decode(TrainingConfiguration.self, from: Data(json.utf8)))
         XCTAssertEqual(TrainingConfiguration.strong.learningRateSchedule(totalSteps: 10), .cosine(warmup: 100, floor: 0.01))
     }
+
+    /// A pieces-made trainer checkpoints and resumes exactly; a resume with another schedule is refused naming it.
+    func testTrainerFromPiecesResumesExactly() throws {
+        let scratch = try ScratchDirectory("pieces")
+        defer { scratch.remove() }
+        func make(epochs: Int, schedule: LearningRateSchedule = .cosine(warmup: 3, floor: 0.1)) -> Trainer {
+            var g = SeededRandom(seed: 4)
+            let model = Linear(2, 1, generator: &g)
+            let trainer = Trainer(model: model, optimizer: AdamW(parameters: model.namedParameters, learningRate: 0.05),
+                                  loss: .meanSquaredError, schedule: schedule, epochs: epochs, batchSize: 8,
+                                  shuffle: true, seed: 1, train: Plane(count: 40, seed: 5), test: Plane(count: 8, seed: 6),
+                                  progress: .silent)
+            return trainer
+        }
+        let whole = make(epochs: 3)
+        try whole.run()
+        // Stopped after its second epoch's checkpoint (the schedule spans all three epochs).
+        struct Stop: Error {}
+        let first = make(epochs: 3)
+        first.checkpointDirectory = scratch.file("run")
+        first.onEpochEnd = { if $0.epoch == 2 { throw Stop() } }
+        XCTAssertThrowsError(try first.run())
+        let checkpoint = Trainer.checkpointURL(in: scratch.file("run"))
+        let file = try ParameterFile.read(checkpoint)
+        XCTAssertEqual(file.metadata["schedule"], "cosine(warmup: 3, floor: 0.1)")
+        XCTAssertEqual(file.metadata["loss"], "mse")
+        let second = make(epochs: 3)
+        try second.resume(from: checkpoint)
+        try second.run()
+        XCTAssertEqual(second.model.stateDict().mapValues(\.scalars), whole.model.stateDict().mapValues(\.scalars))
+        XCTAssertEqual(second.history, whole.history.enumerated().map { index, m in
+            var m = m
+            m.seconds = second.history[index].seconds
+            m.samplesPerSecond = second.history[index].samplesPerSecond
+            return m
+        })
+        let other = make(epochs: 3, schedule: .cosine(warmup: 3, floor: 0.5))  // the same kind and warm-up
+        XCTAssertThrowsError(try other.resume(from: checkpoint)) { error in
+            XCTAssertTrue("\(error)".contains("metadata \"schedule\": written with schedule cosine(warmup: 3, floor: 0.1), "
+                                               + "this run has schedule cosine(warmup: 3, floor: 0.5)"), "\(error)")
+        }
+    }
 }
