@@ -81,7 +81,8 @@ public struct TrainingConfiguration: Sendable, Codable, Equatable {
     }
 }
 
-/// The measurements of one epoch.
+/// The measurements of one epoch. Accuracies are 0 for a loss that does not classify (regression), and the test
+/// fields are 0 for a run without a test set.
 public struct EpochMetrics: Sendable, Codable, Equatable {
     public var epoch: Int
     public var trainLoss: Double
