@@ -24,13 +24,20 @@ let package = Package(
         // Runs the PyTorch reference cases (used by `reference-check` and the tests).
         .target(name: "ReferenceCases", dependencies: ["Autograd", "NN", "Models", "Train"]),
 
+        // The executables' shared argument parser (used only by Examples/*; no library product uses it).
+        .target(name: "CommandLineSupport"),
+
         // Executables.
-        .executableTarget(name: "train-c4cnn", dependencies: ["Autograd", "NN", "Models", "Train"],
+        .executableTarget(name: "train-c4cnn", dependencies: ["Autograd", "NN", "Models", "Train", "CommandLineSupport"],
                           path: "Examples/train-c4cnn"),
-        .executableTarget(name: "bench", dependencies: ["Autograd", "NN", "Models", "Train"], path: "Examples/bench"),
+        .executableTarget(name: "train-custom", dependencies: ["Autograd", "NN", "Train"],
+                          path: "Examples/train-custom"),
+        .executableTarget(name: "bench", dependencies: ["Autograd", "NN", "Models", "Train", "CommandLineSupport"],
+                          path: "Examples/bench"),
         .executableTarget(name: "reference-check", dependencies: ["ReferenceCases"],
                           path: "Examples/reference-check"),
-        .executableTarget(name: "equivariance-demo", dependencies: ["Autograd", "NN", "Models", "Train", "CZlib"],
+        .executableTarget(name: "equivariance-demo",
+                          dependencies: ["Autograd", "NN", "Models", "Train", "CZlib", "CommandLineSupport"],
                           path: "Examples/equivariance-demo"),
 
         // Tests. `check-messages` makes one bad library call named on its command line (ReleaseMessageTests).
@@ -38,5 +45,7 @@ let package = Package(
         .testTarget(name: "AutogradTests", dependencies: ["Autograd"], path: "Tests/AutogradTests"),
         .testTarget(name: "NNTests", dependencies: ["Autograd", "NN", "Models", "Train", "ReferenceCases"], path: "Tests/NNTests"),
         .testTarget(name: "TrainTests", dependencies: ["Autograd", "NN", "Models", "Train"], path: "Tests/TrainTests"),
+        .testTarget(name: "CommandLineSupportTests", dependencies: ["CommandLineSupport"],
+                    path: "Tests/CommandLineSupportTests"),
     ]
 )

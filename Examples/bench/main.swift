@@ -1,4 +1,5 @@
 import Autograd
+import CommandLineSupport
 import Foundation
 import Models
 import NN
@@ -18,48 +19,34 @@ struct BenchOptions {
     /// Process CPU time instead of wall time (for single-threaded runs on a busy machine).
     var cpuClock = false
 
+    /// The sections `--only` may name.
+    static let sections = ["memory", "sgemm", "conv", "pool", "filters", "steps"]
+
+    /// The options of `arguments` (exits with status 2 naming the flag on a bad one, with 0 after `--help`).
     static func parse(_ arguments: [String]) -> BenchOptions {
-        var options = BenchOptions()
-        var i = 0
-        func value(_ flag: String) -> String {
-            i += 1
-            guard i < arguments.count else { usage("\(flag) needs a value") }
-            return arguments[i]
-        }
-        while i < arguments.count {
-            let a = arguments[i]
-            switch a {
-            case "--threads":
-                guard let n = Int(value(a)), n > 0 else { usage("--threads needs a positive integer") }
-                options.threads = n
-            case "--json": options.json = true
-            case "--cpu-time": options.cpuClock = true
-            case "--repeats":
-                guard let n = Int(value(a)), n > 0 else { usage("--repeats needs a positive integer") }
-                options.repeats = n
-            case "--only":
-                options.only = Set(value(a).split(separator: ",").map(String.init))
-            case "-h", "--help": usage(nil)
-            default: usage("unknown argument \(a)")
-            }
-            i += 1
-        }
-        return options
-    }
-
-    static func usage(_ problem: String?) -> Never {
-        if let problem { FileHandle.standardError.write(Data("error: \(problem)\n".utf8)) }
-        print("""
-        usage: bench [--threads N] [--json] [--repeats R] [--only sections]
-
+        let parser = ArgumentParser(command: "bench", overview: """
         Times the pieces of a C4CNN training step at batch 64 (33x33 inputs) and whole training and inference
         steps of the C4CNN and the CNN. Every timing is the median of R runs (default 7) after a warm-up run.
-          --threads N   threads for BLAS and the framework's kernels (default: all cores)
-          --json        print one JSON object instead of the table
-          --only LIST   comma-separated sections: memory, sgemm, conv, pool, filters, steps (default: all)
-          --cpu-time    time by process CPU time instead of wall time (single-threaded runs on a busy machine)
         """)
-        exit(problem == nil ? 0 : 2)
+        let threads = parser.option("--threads", value: "N",
+                                    help: "threads for BLAS and the framework's kernels (default: all cores)",
+                                    Convert.threads)
+        let json = parser.flag("--json", help: "print one JSON object instead of the table")
+        let repeats = parser.option("--repeats", value: "R", help: "runs per timing (default 7)",
+                                    Convert.integer(1...1_000_000))
+        let only = parser.option("--only", value: "LIST",
+                                 help: "comma-separated sections: \(sections.joined(separator: ", ")) (default: all)",
+                                 Convert.list(of: sections, noun: "section"))
+        let cpuTime = parser.flag("--cpu-time",
+                                  help: "time by process CPU time instead of wall time (single-threaded runs on a busy machine)")
+        let a = parser.parseOrExit(arguments)
+        var options = BenchOptions()
+        options.threads = a[threads] ?? options.threads
+        options.json = a[json]
+        options.repeats = a[repeats] ?? options.repeats
+        options.only = Set(a[only] ?? [])
+        options.cpuClock = a[cpuTime]
+        return options
     }
 }
 

@@ -1,4 +1,5 @@
 import Autograd
+import CommandLineSupport
 import Foundation
 import Models
 import NN
@@ -29,59 +30,36 @@ struct DemoOptions {
     var d4cnnWeights: String?
     var cnnWeights: String?
 
-    static let usage = """
-    USAGE: equivariance-demo [options]
-
-    Walks through equivariance to rotations (p4) and to rotations and reflections (p4m): a plain filter, an
-    isotropic filter, the lifting convolution, the group convolution and the invariance of the C4CNN and D4CNN.
-    Prints every check and writes one PNG figure per step.
-
-    OPTIONS:
-      --out DIR               where the PNG figures go (default figures/)
-      --data-dir DIR          data directory; a rot-digits test digit is used when DIR/rot-digits exists or can be
-                              built, else a synthetic image (default ./data)
-      --image N               which test digit (default 0)
-      --seed N                seed of the random filters and models (default 0)
-      --c4cnn-weights FILE    trained C4CNN parameters (state dict or checkpoint) for the invariance figure
-      --d4cnn-weights FILE    trained D4CNN parameters for the p4m invariance figure
-      --cnn-weights FILE      trained CNN parameters for the comparison
-      -h, --help              show this help
-    """
-
+    /// The options of `arguments` (exits with status 2 naming the flag on a bad one, with 0 after `--help`).
     static func parse(_ arguments: [String]) -> DemoOptions {
+        let parser = ArgumentParser(command: "equivariance-demo", overview: """
+        Walks through equivariance to rotations (p4) and to rotations and reflections (p4m): a plain filter, an
+        isotropic filter, the lifting convolution, the group convolution and the invariance of the C4CNN and D4CNN.
+        Prints every check and writes one PNG figure per step.
+        """)
+        let output = parser.option("--out", value: "DIR", help: "where the PNG figures go (default figures/)")
+        let dataDirectory = parser.option("--data-dir", value: "DIR", help: """
+            data directory; a rot-digits test digit is used when DIR/rot-digits exists or can be
+            built, else a synthetic image (default ./data)
+            """)
+        let image = parser.option("--image", value: "N", help: "which test digit (default 0)", Convert.integer(atLeast: 0))
+        let seed = parser.option("--seed", value: "N", help: "seed of the random filters and models (default 0)",
+                                 Convert.integer(atLeast: 0))
+        let c4cnn = parser.option("--c4cnn-weights", value: "FILE",
+                                  help: "trained C4CNN parameters (state dict or checkpoint) for the invariance figure")
+        let d4cnn = parser.option("--d4cnn-weights", value: "FILE", help: "trained D4CNN parameters for the p4m invariance figure")
+        let cnn = parser.option("--cnn-weights", value: "FILE", help: "trained CNN parameters for the comparison")
+        let a = parser.parseOrExit(arguments)
         var options = DemoOptions()
-        var rest = arguments[...]
-        func value(_ flag: String) -> String {
-            guard let v = rest.popFirst() else { usageFailure("\(flag) needs a value") }
-            return v
-        }
-        func number(_ flag: String) -> Int {
-            let text = value(flag)
-            guard let n = Int(text), n >= 0 else { usageFailure("\(flag): '\(text)' is not a whole number >= 0") }
-            return n
-        }
-        while let flag = rest.popFirst() {
-            switch flag {
-            case "--out": options.output = value(flag)
-            case "--data-dir": options.dataDirectory = value(flag)
-            case "--image": options.imageIndex = number(flag)
-            case "--seed": options.seed = UInt64(number(flag))
-            case "--c4cnn-weights": options.c4cnnWeights = value(flag)
-            case "--d4cnn-weights": options.d4cnnWeights = value(flag)
-            case "--cnn-weights": options.cnnWeights = value(flag)
-            case "-h", "--help":
-                print(usage)
-                exit(0)
-            default: usageFailure("unknown option '\(flag)'")
-            }
-        }
+        options.output = a[output] ?? options.output
+        options.dataDirectory = a[dataDirectory] ?? options.dataDirectory
+        options.imageIndex = a[image] ?? options.imageIndex
+        options.seed = a[seed].map(UInt64.init) ?? options.seed
+        options.c4cnnWeights = a[c4cnn]
+        options.d4cnnWeights = a[d4cnn]
+        options.cnnWeights = a[cnn]
         return options
     }
-}
-
-func usageFailure(_ message: String) -> Never {
-    FileHandle.standardError.write(Data("error: \(message)\nRun with --help for the options.\n".utf8))
-    exit(2)
 }
 
 // MARK: - Helpers

@@ -1,4 +1,5 @@
 import Autograd
+import CommandLineSupport
 import Foundation
 import Models
 import NN
@@ -15,83 +16,43 @@ import Train
 /// For a checkpoint or a state dict, the model is the file's `model` metadata when present (else `model`), and its
 /// layout is the strong recipe's when the file holds batch-norm statistics (else `preset`'s).
 /// Returns the model and its name (the file's `model` metadata, else `model`).
-func loadModelForEvaluation(path: String, model: String, preset: String) throws -> (model: Module, name: String) {
+func loadModelForEvaluation(path: String, model: ModelName, preset: Preset) throws -> (model: Module, name: String) {
     let url = URL(fileURLWithPath: path)
     let file = try ParameterFile.read(url)
     let name = url.lastPathComponent
-    if ExportedModel.isExported(file) {
+    let kind = WeightsFileKind(file)
+    if kind.form == .exported {
         let exported = try ExportedModel.load(file, source: url.path)
-        let origin = [file.metadata["model"], file.metadata["preset"].map { "\($0) preset" }].compactMap { $0 }
+        let origin = [kind.model, kind.preset.map { "\($0) preset" }].compactMap { $0 }
         let described = origin.isEmpty ? "" : " (\(origin.joined(separator: ", ")))"
         print("weights: \(name), an exported plain model\(described) of \(exported.layers.count) layers")
-        return (exported, file.metadata["model"] ?? model)
+        return (exported, kind.model ?? model.rawValue)
     }
-    let isCheckpoint = file.metadata["format"] == "checkpoint" || file.entries.keys.contains { $0.hasPrefix("model.") }
-    var kind = ModelName(rawValue: model) ?? .c4cnn
-    if let stored = file.metadata["model"].flatMap(ModelName.init(rawValue:)), stored != kind {
-        print("note: \(name) holds a \(stored.rawValue), not a \(kind.rawValue); evaluating the \(stored.rawValue)")
-        kind = stored
+    var modelKind = model
+    if let stored = kind.model.flatMap(ModelName.init(rawValue:)), stored != modelKind {
+        print("note: \(name) holds a \(stored.rawValue), not a \(modelKind.rawValue); evaluating the \(stored.rawValue)")
+        modelKind = stored
     }
-    let hasBatchNorm = file.entries.keys.contains { $0.hasSuffix("running_mean") }
-    let layout = hasBatchNorm || preset == "strong" ? "strong" : "original"
-    if hasBatchNorm && preset != "strong" {
+    let batchNorm = kind.needsBatchNorm(requested: preset.batchNorm)
+    if kind.hasBatchNorm && !preset.batchNorm {
         print("note: \(name) holds batch-norm statistics; using the strong recipe's model")
     }
-    let instance = kind.make(preset: layout)
-    try ParameterFile.load(url, into: instance, modelName: kind.rawValue)
-    print("weights: \(name), a \(isCheckpoint ? "checkpoint" : "state dict") of the \(kind.rawValue) "
-          + "(\(layout) layout)")
-    return (instance, kind.rawValue)
+    let instance = modelKind.make(batchNorm: batchNorm)
+    try ParameterFile.load(url, into: instance, modelName: modelKind.rawValue)
+    print("weights: \(name), a \(kind.form.rawValue) of the \(modelKind.rawValue) "
+          + "(\(batchNorm ? "strong" : "original") layout)")
+    return (instance, modelKind.rawValue)
 }
 
 // MARK: - --export FILE
 
-/// The `--export FILE` option: the trained model, or the one given by `--weights`, is written as a plain model of
-/// Conv2d layers (safetensors with format=exported). It is taken out of the arguments before the others are parsed.
-enum ExportOption {
-    static let usage = """
-      --export FILE               also write the model as plain Conv2d/MaxPool2d/Linear layers (batch norm folded in,
-                                  safetensors, format=exported): after training, or from --weights without training
-                                  (the test set is then evaluated with both, and their speed compared)
-    """
-
-    /// The FILE of `--export FILE`, if given.
-    private(set) static var path: String?
-
-    /// `arguments` without `--export FILE` (recorded in `path`). `--weights` with `--export` and without
-    /// `--eval-only` means exporting those weights, so `--eval-only` is implied.
-    static func strip(_ arguments: [String]) throws -> [String] {
-        var rest: [String] = []
-        var iterator = arguments.makeIterator()
-        while let argument = iterator.next() {
-            guard argument == "--export" else { rest.append(argument); continue }
-            guard let value = iterator.next(), !value.hasPrefix("--") else {
-                throw UsageError(description: "--export needs a value")
-            }
-            path = value
-        }
-        if path != nil, rest.contains("--weights"), !rest.contains("--eval-only") { rest.append("--eval-only") }
-        return rest
-    }
-
-    /// The export file for `model` when several models are trained in one run: the model's name before the extension.
-    static func url(for model: String, several: Bool) -> URL? {
-        guard let path else { return nil }
-        let url = URL(fileURLWithPath: path)
-        guard several else { return url }
-        let ext = url.pathExtension.isEmpty ? "safetensors" : url.pathExtension
-        return url.deletingPathExtension().appendingPathExtension(model).appendingPathExtension(ext)
-    }
-}
-
-/// The kind of an experiment model.
-func modelName(of model: Module) -> ModelName? {
-    switch model {
-    case is C4CNN: return .c4cnn
-    case is D4CNN: return .d4cnn
-    case is CNN: return .cnn
-    default: return nil
-    }
+/// The export file for `model` when several models are trained in one run: the model's name before the extension.
+func exportURL(_ path: String?, for model: String, several: Bool) -> URL? {
+    guard let path else { return nil }
+    let url = URL(fileURLWithPath: path)
+    guard several else { return url }
+    let ext = url.pathExtension.isEmpty ? "safetensors" : url.pathExtension
+    return url.deletingPathExtension().appendingPathExtension(model).appendingPathExtension(ext)
 }
 
 /// "strong" for a model with batch norm, else "original".
@@ -99,19 +60,19 @@ func layoutPreset(of model: Module) -> String {
     model.namedBuffers.isEmpty ? "original" : "strong"
 }
 
-/// After training: writes the export when `--export` was given.
-func exportAfterTraining(_ model: Module, name: String, several: Bool) throws {
-    guard let url = ExportOption.url(for: name, several: several), let kind = modelName(of: model) else { return }
+/// After training: writes the export to `url` when `--export` was given.
+func exportAfterTraining(_ model: Module, to url: URL?) throws {
+    guard let url, let kind = ModelName.of(model) else { return }
     let exported = try kind.saveExport(of: model, preset: layoutPreset(of: model), to: url)
     print("exported: \(url.path) (\(exported.layers.count) plain layers)")
 }
 
 /// With `--eval-only`: when `--export` was given, writes the export of `model`, then runs the test set through both
 /// models, checks that they agree and compares their speed (fastest of three passes each, batches of 256).
-func exportForEvaluation(_ model: Module, test: ImageDataset) throws {
-    guard let url = ExportOption.url(for: "", several: false) else { return }
-    guard let kind = modelName(of: model) else {
-        throw UsageError(description: "--export: the weights are already an exported model")
+func exportForEvaluation(_ model: Module, test: ImageDataset, to url: URL?) throws {
+    guard let url else { return }
+    guard let kind = ModelName.of(model) else {
+        throw UsageError("--export: the weights are already an exported model")
     }
     let exported = try kind.saveExport(of: model, preset: layoutPreset(of: model), to: url)
     print("exported: \(url.path) (\(exported.layers.count) plain layers)")

@@ -1,158 +1,132 @@
+import CommandLineSupport
 import Foundation
+import Models
 import Train
 
-/// A command-line error: printed with the usage hint, exit status 2.
-struct UsageError: Error, CustomStringConvertible {
-    let description: String
-}
-
-/// The command's flags.
+/// The command's flags, parsed by the shared `ArgumentParser`; presets, model names and the merging of a preset
+/// with explicit flags are the libraries' (`Preset`, `TrainingOverrides`, `ModelName`).
 struct Options {
-    var model = "c4cnn"
+    var model = ModelName.c4cnn
     var dataset = DatasetName.rotDigits
     var dataDirectory = "data"
+    var preset = Preset.original
     var configuration = TrainingConfiguration.original
-    var preset = "original"
     var threads: Int?
     var initFile: String?
     var checkpointDirectory: String?
     var resume = false
+    var overwrite = false
     var evalOnly = false
     var weights: String?
     var metrics: String?
     var plot: String?
+    var export: String?
     var recalibrationBatches = 0
     /// The models trained one after the other by `--compare` or `--models`, with a table and a plot of all.
-    var comparedModels: [String]?
-    var help = false
+    var comparedModels: [ModelName]?
 
     var compare: Bool { comparedModels != nil }
 
-    static let usage = """
-    USAGE: train-c4cnn [options]
+    /// The options of `arguments` and whether `--help` was given (with the help text); throws a `UsageError`
+    /// naming the flag. Every flag is declared here, once: the help is generated from these declarations.
+    static func parse(_ arguments: [String]) throws -> (options: Options, help: String?) {
+        let parser = ArgumentParser(command: "train-c4cnn", overview: """
+        Trains and evaluates a model of the rotated-digits experiment. With no options it runs the original
+        experiment: the C4CNN on rot-digits with the original protocol (AdamW lr 5e-5, weight decay 1e-5,
+        batch 64, no shuffling, 51 epochs).
+        """)
+        let modelFlag = parser.option("--model", value: "NAME", help: "model to train: \(ModelName.known) (default c4cnn)") {
+            try ModelName(parsing: $0)
+        }
+        let datasetFlag = parser.option("--dataset", value: "NAME",
+                                               help: "rot-digits (default), rot-fashion or mnist-rot",
+                                               Convert.choice(DatasetName.self, noun: "data set"))
+        let dataDirFlag = parser.option("--data-dir", value: "DIR",
+                                               help: "data directory (default ./data); mnist-rot reads DIR/mnist-rot/*.amat")
+        let presetFlag = parser.option("--preset", value: "NAME", help: "training recipe: original (default) or strong") {
+            try Preset(parsing: $0)
+        }
+        let epochsFlag = parser.option("--epochs", value: "N", help: "passes over the training set",
+                                              Convert.integer(1...1_000_000))
+        let batchFlag = parser.option("--batch-size", value: "N", help: "mini-batch size", Convert.integer(1...1_000_000))
+        let lrFlag = parser.option("--lr", value: "X", help: "learning rate", Convert.nonNegative)
+        let decayFlag = parser.option("--weight-decay", value: "X", help: "weight decay", Convert.nonNegative)
+        let scheduleFlag = parser.option("--schedule", value: "NAME",
+                                                help: "learning-rate schedule: constant, cosine or step (default: the preset's)") {
+            try ScheduleKind(parsing: $0)
+        }
+        let warmupFlag = parser.option("--warmup", value: "N", help: "warm-up steps of the cosine schedule",
+                                              Convert.integer(0...100_000_000))
+        let shuffleFlag = parser.flag("--shuffle", help: "shuffle the training set each epoch (seeded)")
+        let seedFlag = parser.option("--seed", value: "N", help: "seed for initialisation and shuffling (default 0)",
+                                            Convert.integer(atLeast: 0))
+        let threadsFlag = parser.option("--threads", value: "N",
+                                               help: "threads for BLAS and the framework's kernels (default: all cores; "
+                                                   + "at most \(ThreadLimit.perCore) per core)", Convert.threads)
+        let initFlag = parser.option("--init", value: "FILE",
+                                            help: "start from the parameters in a safetensors state dict (e.g. saved by PyTorch)")
+        let checkpointFlag = parser.option("--checkpoint-dir", value: "DIR",
+                                                  help: "where checkpoints, metrics and plots go (default runs/MODEL-DATASET-PRESET)")
+        let resumeFlag = parser.flag("--resume", help: "continue from the last checkpoint in the checkpoint directory")
+        let overwriteFlag = parser.flag("--overwrite", help: """
+            start over in a run directory that holds an earlier run (replaces only that
+            run's checkpoint, metrics, curves and weights); lets --metrics, --plot and
+            --export replace existing files
+            """)
+        let evalFlag = parser.flag("--eval-only", help: "only evaluate the parameters of --weights FILE on the test set")
+        let weightsFlag = parser.option("--weights", value: "FILE",
+                                               help: "parameters to evaluate or export (a state dict, a checkpoint or an export)")
+        let metricsFlag = parser.option("--metrics", value: "FILE",
+                                               help: "JSON-lines metrics file (default CHECKPOINT_DIR/metrics.jsonl)")
+        let plotFlag = parser.option("--plot", value: "FILE",
+                                            help: "SVG of loss and test accuracy (default CHECKPOINT_DIR/curves.svg)")
+        let recalibrateFlag = parser.option("--recalibrate-bn", value: "N", help: """
+            before each test evaluation, recompute the batch-norm statistics from N training
+            batches (models with batch norm: --preset strong); default 0, the running averages
+            """, Convert.integer(0...1_000_000))
+        let exportFlag = parser.option("--export", value: "FILE", help: """
+            also write the model as plain Conv2d/MaxPool2d/Linear layers (batch norm folded in,
+            safetensors, format=exported): after training, or from --weights without training
+            (the test set is then evaluated with both, and their speed compared)
+            """)
+        let compareFlag = parser.flag("--compare", help: "train the C4CNN and the CNN under the same protocol and print the table")
+        let modelsFlag = parser.option("--models", value: "LIST", help: """
+            like --compare for the listed models, e.g. c4cnn,cnn,d4cnn (with --resume,
+            finished runs are only read back: the table and the plot of runs made earlier)
+            """) { try ModelName.list(parsing: $0) }
 
-    Trains and evaluates a model of the rotated-digits experiment. With no options it runs the original
-    experiment: the C4CNN on rot-digits with the original protocol (AdamW lr 5e-5, weight decay 1e-5,
-    batch 64, no shuffling, 51 epochs).
-
-    OPTIONS:
-      --model c4cnn|cnn|d4cnn     model to train (default c4cnn)
-      --dataset NAME              rot-digits (default), rot-fashion or mnist-rot
-      --data-dir DIR              data directory (default ./data); mnist-rot reads DIR/mnist-rot/*.amat
-      --preset original|strong    training recipe (default original)
-      --epochs N                  passes over the training set
-      --batch-size N              mini-batch size
-      --lr X                      learning rate
-      --weight-decay X            weight decay
-      --shuffle                   shuffle the training set each epoch (seeded)
-      --seed N                    seed for initialisation and shuffling (default 0)
-      --threads N                 threads for BLAS and the framework's kernels (default: all cores)
-      --init FILE                 start from the parameters in a safetensors state dict (e.g. saved by PyTorch)
-      --checkpoint-dir DIR        where checkpoints, metrics and plots go (default runs/MODEL-DATASET-PRESET)
-      --resume                    continue from the last checkpoint in the checkpoint directory
-      --eval-only --weights FILE  only evaluate the parameters in FILE on the test set
-      --metrics FILE              JSON-lines metrics file (default CHECKPOINT_DIR/metrics.jsonl)
-      --plot FILE                 SVG of loss and test accuracy (default CHECKPOINT_DIR/curves.svg)
-      --recalibrate-bn N          before each test evaluation, recompute the batch-norm statistics from N training
-                                  batches (models with batch norm: --preset strong); default 0, the running averages
-      --compare                   train the C4CNN and the CNN under the same protocol and print the table
-      --models LIST               like --compare for the listed models, e.g. c4cnn,cnn,d4cnn (with --resume,
-                                  finished runs are only read back: the table and the plot of runs made earlier)
-      -h, --help                  show this help
-    """
-
-    static func parse(_ arguments: [String]) throws -> Options {
-        var options = Options()
-        var explicit = Set<String>()
-        var rest = arguments[...]
-        func value(_ flag: String) throws -> String {
-            guard let v = rest.popFirst(), !v.hasPrefix("--") || Double(v) != nil else {
-                throw UsageError(description: "\(flag) needs a value")
-            }
-            return v
+        let a = try parser.parse(arguments)
+        var o = Options()
+        o.model = a[modelFlag] ?? o.model
+        o.dataset = a[datasetFlag] ?? o.dataset
+        o.dataDirectory = a[dataDirFlag] ?? o.dataDirectory
+        o.preset = a[presetFlag] ?? o.preset
+        o.configuration = o.preset.configuration(TrainingOverrides(
+            epochs: a[epochsFlag], batchSize: a[batchFlag], learningRate: a[lrFlag], weightDecay: a[decayFlag],
+            shuffle: a[shuffleFlag] ? true : nil, seed: a[seedFlag].map(UInt64.init), schedule: a[scheduleFlag],
+            warmupSteps: a[warmupFlag]))
+        o.threads = a[threadsFlag]
+        o.initFile = a[initFlag]
+        o.checkpointDirectory = a[checkpointFlag]
+        o.resume = a[resumeFlag]
+        o.overwrite = a[overwriteFlag]
+        o.weights = a[weightsFlag]
+        o.metrics = a[metricsFlag]
+        o.plot = a[plotFlag]
+        o.export = a[exportFlag]
+        o.recalibrationBatches = a[recalibrateFlag] ?? 0
+        o.comparedModels = a[modelsFlag] ?? (a[compareFlag] ? [.c4cnn, .cnn] : nil)
+        // --weights with --export and without --eval-only means exporting those weights: evaluation only.
+        o.evalOnly = a[evalFlag] || (o.export != nil && o.weights != nil)
+        if o.evalOnly && o.weights == nil {
+            throw UsageError("--eval-only needs --weights FILE")
         }
-        func integer(_ flag: String, minimum: Int = 1, maximum: Int = Int.max) throws -> Int {
-            let text = try value(flag)
-            guard let v = Int(text), v >= minimum, v <= maximum else {
-                throw UsageError(description: "\(flag): '\(text)' is not a whole number "
-                                 + (maximum == Int.max ? ">= \(minimum)" : "from \(minimum) to \(maximum)"))
-            }
-            return v
+        if o.resume && o.initFile != nil {
+            throw UsageError("--resume and --init cannot be combined")
         }
-        func real(_ flag: String) throws -> Double {
-            let text = try value(flag)
-            guard let v = Double(text), v.isFinite, v >= 0 else {
-                throw UsageError(description: "\(flag): '\(text)' is not a non-negative number")
-            }
-            return v
+        if o.resume && o.overwrite {
+            throw UsageError("--resume and --overwrite cannot be combined (continue the run, or start it over)")
         }
-        while let flag = rest.popFirst() {
-            explicit.insert(flag)
-            switch flag {
-            case "--model":
-                options.model = try value(flag)
-                guard ["c4cnn", "cnn", "d4cnn"].contains(options.model) else {
-                    throw UsageError(description: "--model: unknown model '\(options.model)' (c4cnn, cnn, d4cnn)")
-                }
-            case "--dataset":
-                let name = try value(flag)
-                guard let d = DatasetName(rawValue: name) else {
-                    throw UsageError(description: "--dataset: unknown data set '\(name)' "
-                                     + "(\(DatasetName.allCases.map(\.rawValue).joined(separator: ", ")))")
-                }
-                options.dataset = d
-            case "--data-dir": options.dataDirectory = try value(flag)
-            case "--preset":
-                options.preset = try value(flag)
-                guard ["original", "strong"].contains(options.preset) else {
-                    throw UsageError(description: "--preset: unknown preset '\(options.preset)' (original, strong)")
-                }
-            case "--epochs": options.configuration.epochs = try integer(flag, maximum: 1_000_000)
-            case "--batch-size": options.configuration.batchSize = try integer(flag, maximum: 1_000_000)
-            case "--lr": options.configuration.learningRate = try real(flag)
-            case "--weight-decay": options.configuration.weightDecay = try real(flag)
-            case "--shuffle": options.configuration.shuffle = true
-            case "--seed": options.configuration.seed = UInt64(try integer(flag, minimum: 0))
-            case "--threads": options.threads = try integer(flag, maximum: 4096)
-            case "--init": options.initFile = try value(flag)
-            case "--checkpoint-dir": options.checkpointDirectory = try value(flag)
-            case "--resume": options.resume = true
-            case "--eval-only": options.evalOnly = true
-            case "--weights": options.weights = try value(flag)
-            case "--metrics": options.metrics = try value(flag)
-            case "--plot": options.plot = try value(flag)
-            case "--recalibrate-bn": options.recalibrationBatches = try integer(flag, minimum: 0, maximum: 1_000_000)
-            case "--compare": options.comparedModels = options.comparedModels ?? ["c4cnn", "cnn"]
-            case "--models":
-                let list = try value(flag).split(separator: ",", omittingEmptySubsequences: false).map(String.init)
-                for name in list where !["c4cnn", "cnn", "d4cnn"].contains(name) {
-                    throw UsageError(description: "--models: unknown model '\(name)' (a comma-separated list of "
-                                     + "c4cnn, cnn, d4cnn)")
-                }
-                guard Set(list).count == list.count else {
-                    throw UsageError(description: "--models: a model is listed twice in '\(list.joined(separator: ","))'")
-                }
-                options.comparedModels = list
-            case "-h", "--help": options.help = true
-            default: throw UsageError(description: "unknown option '\(flag)'")
-            }
-        }
-        if options.preset == "strong" {
-            // The strong recipe's defaults; explicit flags still win.
-            var strong = TrainingConfiguration.strong
-            if explicit.contains("--epochs") { strong.epochs = options.configuration.epochs }
-            if explicit.contains("--batch-size") { strong.batchSize = options.configuration.batchSize }
-            if explicit.contains("--lr") { strong.learningRate = options.configuration.learningRate }
-            if explicit.contains("--weight-decay") { strong.weightDecay = options.configuration.weightDecay }
-            strong.seed = options.configuration.seed
-            options.configuration = strong
-        }
-        if options.evalOnly && options.weights == nil {
-            throw UsageError(description: "--eval-only needs --weights FILE")
-        }
-        if options.resume && options.initFile != nil {
-            throw UsageError(description: "--resume and --init cannot be combined")
-        }
-        return options
+        return (o, a.helpRequested ? parser.help : nil)
     }
 }

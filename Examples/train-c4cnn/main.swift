@@ -1,4 +1,5 @@
 import Autograd
+import CommandLineSupport
 import Foundation
 import Models
 import NN
@@ -11,33 +12,38 @@ func fail(_ message: String, status: Int32 = 1) -> Never {
     exit(status)
 }
 
-func describe(_ c: TrainingConfiguration) -> String {
-    let optimizer = c.optimizer == .adamw ? "AdamW" : "SGD"
-    return "\(optimizer) lr \(c.learningRate), weight decay \(c.weightDecay), batch \(c.batchSize), "
-        + (c.shuffle ? "shuffled (seed \(c.seed))" : "no shuffling") + ", \(c.schedule) schedule, \(c.epochs) epochs"
-}
-
-func makeModel(_ name: String, preset: String, seed: UInt64) -> Module {
-    let kind = ModelName(rawValue: name)!
-    return preset == "strong" ? kind.makeStrong(seed: seed) : kind.make(seed: seed)
-}
-
-/// Loads parameters from a state dict (ours or PyTorch's), a checkpoint (`model.` names) or an exported plain model;
-/// a malformed or misfitting file is refused with a `DataError` and the model is left unchanged.
-func loadWeights(_ path: String, into model: Module, modelName: String) throws {
-    try ParameterFile.load(URL(fileURLWithPath: path), into: model, modelName: modelName)
-}
-
 /// The one-line (or, for lists of tensors, few-line) message of an error: `<file>: <place>: <fault>` for a faulty
 /// file.
 func message(_ error: Error) -> String {
     switch error {
     case let error as DataError: return error.description
     case let error as SafetensorsError: return DataError(error).description
-    case is UsageError, is TrainingError, is StateDictError, is ShapeError: return "\(error)"
+    case let error as RunDirectoryError:
+        switch error {
+        case .occupied:
+            return "\(error); continue it with --resume, start it over with --overwrite (replaces only those "
+                + "files), or choose another --checkpoint-dir"
+        case .busy:
+            return "\(error); wait for it to finish or choose another --checkpoint-dir"
+        case .notAFile:
+            return "\(error)"
+        }
+    case is UsageError, is TrainingError, is StateDictError, is ShapeError, is LossError: return "\(error)"
     default: return error.localizedDescription
     }
 }
+
+// MARK: - Ctrl-C
+
+/// The message on Ctrl-C for the run in progress: where its last checkpoint is and the command that resumes.
+func interruptedText(checkpoint: URL?, epochs: Int) -> String {
+    guard let checkpoint, epochs > 0 else {
+        return "interrupted before the first checkpoint was written; nothing to resume"
+    }
+    return "interrupted: the last checkpoint (after epoch \(epochs)) is \(checkpoint.path)\n"
+        + "resume with: \(ShellText.resumeCommand(CommandLine.arguments))"
+}
+
 
 // MARK: - One run
 
@@ -51,49 +57,110 @@ struct RunResult {
     var trainingSeconds: Double { history.reduce(0) { $0 + $1.seconds } }
 }
 
-func train(modelName: String, options: Options, data: (train: ImageDataset, test: ImageDataset),
-           directory: URL) throws -> RunResult {
-    let model = makeModel(modelName, preset: options.preset, seed: options.configuration.seed)
+/// The files one model's run writes.
+struct RunPlan {
+    var model: ModelName
+    var directory: RunDirectory
+    var metrics: URL
+    var plot: URL
+    var weights: URL
+    var export: URL?
+}
+
+func plan(_ model: ModelName, options: Options) -> RunPlan {
+    let directory = RunDirectory(RunDirectory.url(base: options.checkpointDirectory, model: model.rawValue,
+                                                  dataset: options.dataset.rawValue,
+                                                  preset: options.preset.rawValue, several: options.compare))
+    return RunPlan(model: model, directory: directory,
+                   metrics: options.metrics.map { URL(fileURLWithPath: $0) } ?? directory.metrics,
+                   plot: options.plot.map { URL(fileURLWithPath: $0) } ?? directory.curves,
+                   weights: directory.weights(model: model.rawValue),
+                   export: exportURL(options.export, for: model.rawValue, several: options.compare))
+}
+
+/// Checks every output of the runs before anything is written: none is an input or another output, each can be
+/// written, and explicitly named files that exist are replaced only with --overwrite (or rewritten by --resume).
+func checkOutputs(_ plans: [RunPlan], comparePlot: URL?, options: Options) throws {
+    var inputs: [(label: String, url: URL)] = []
+    if let file = options.initFile { inputs.append(("--init", URL(fileURLWithPath: file))) }
+    if let file = options.weights { inputs.append(("--weights", URL(fileURLWithPath: file))) }
+    var outputs: [(label: String, url: URL)] = []
+    for p in plans {
+        let name = p.model.rawValue
+        if !options.evalOnly {
+            outputs += [("the checkpoint of \(name)", p.directory.checkpoint),
+                        (options.metrics == nil ? "the metrics of \(name)" : "--metrics", p.metrics),
+                        (options.plot == nil ? "the curves of \(name)" : "--plot", p.plot),
+                        ("the weights of \(name)", p.weights)]
+        }
+        if let export = p.export { outputs.append(("--export", export)) }
+    }
+    if let comparePlot { outputs.append(("the comparison plot", comparePlot)) }
+    if let conflict = OutputPaths.conflict(inputs: inputs, outputs: outputs) {
+        throw UsageError("\(conflict): refusing to overwrite it")
+    }
+    for (label, url) in outputs {
+        try OutputPaths.checkWritable(url)
+        let explicit = label.hasPrefix("--")  // named by a flag, not a run-directory file
+        let rewrittenByResume = options.resume && (label == "--metrics" || label == "--plot")
+        if explicit && !options.overwrite && !rewrittenByResume && OutputPaths.exists(url) {
+            throw UsageError("\(label) \(url.path) exists; give --overwrite to replace it")
+        }
+    }
+}
+
+func train(_ p: RunPlan, options: Options, data: (train: ImageDataset, test: ImageDataset)) throws -> RunResult {
+    let modelName = p.model.rawValue
+    let lock = try p.directory.lock()
+    defer { lock.release() }
+    let model = p.model.make(batchNorm: options.preset.batchNorm, seed: options.configuration.seed)
     if let initFile = options.initFile {
-        try loadWeights(initFile, into: model, modelName: modelName)
+        try ParameterFile.load(URL(fileURLWithPath: initFile), into: model, modelName: modelName)
         print("initial parameters from \(initFile)")
     }
     let trainer = Trainer(model: model, modelName: modelName, configuration: options.configuration,
                           train: data.train, test: data.test)
-    trainer.checkpointDirectory = directory
+    trainer.checkpointDirectory = p.directory.url
     trainer.batchNormRecalibrationBatches = options.recalibrationBatches
-    trainer.metricsFile = options.metrics.map { URL(fileURLWithPath: $0) }
-        ?? directory.appendingPathComponent("metrics.jsonl")
-    let plotURL = options.plot.map { URL(fileURLWithPath: $0) } ?? directory.appendingPathComponent("curves.svg")
-    let checkpoint = Trainer.checkpointURL(in: directory)
+    trainer.metricsFile = p.metrics
+    let checkpoint = p.directory.checkpoint
     if options.resume {
         guard FileManager.default.fileExists(atPath: checkpoint.path) else {
-            throw UsageError(description: "--resume: no checkpoint at \(checkpoint.path)")
+            throw UsageError("--resume: no checkpoint at \(checkpoint.path)")
         }
         try trainer.resume(from: checkpoint)
         print("resumed from \(checkpoint.path) after epoch \(trainer.completedEpochs)")
-    } else if FileManager.default.fileExists(atPath: trainer.metricsFile!.path) {
-        try FileManager.default.removeItem(at: trainer.metricsFile!)
+    } else {
+        let replaced = try p.directory.prepareNewRun(model: modelName, replacing: options.overwrite)
+        if !replaced.isEmpty {
+            print("--overwrite: replaced the earlier run's \(replaced.map(\.lastPathComponent).joined(separator: ", "))")
+        }
+        // An explicit --metrics file outside the run directory, allowed by --overwrite: the new run starts it anew.
+        if options.overwrite, options.metrics != nil, OutputPaths.exists(p.metrics) {
+            try OutputPaths.checkWritable(p.metrics)
+            if unlink(p.metrics.path) != 0 { throw UsageError("--metrics: cannot replace \(p.metrics.path)") }
+        }
     }
+    Interrupt.setMessage(interruptedText(checkpoint: checkpoint, epochs: trainer.completedEpochs))
     print("\(modelName): \(model.parameterCount) parameters; \(data.train.count) training and "
-          + "\(data.test.count) test images; \(describe(options.configuration))")
+          + "\(data.test.count) test images; \(options.configuration.summary)")
     trainer.onEpochEnd = { _ in
-        try? CurvePlot.write([.init(name: modelName, history: trainer.history)],
-                             title: "\(modelName) on \(options.dataset.rawValue)", to: plotURL)
+        Interrupt.setMessage(interruptedText(checkpoint: checkpoint, epochs: trainer.completedEpochs))
+        try CurvePlot.write([.init(name: modelName, history: trainer.history)],
+                            title: "\(modelName) on \(options.dataset.rawValue)", to: p.plot)
     }
     try trainer.run()
     let result = RunResult(name: modelName, history: trainer.history, parameters: model.parameterCount)
-    let weights = directory.appendingPathComponent("\(modelName).safetensors")
     do {
-        try model.save(to: weights, metadata: ["model": modelName])
+        try model.save(to: p.weights, metadata: ["model": modelName])
     } catch let error as SafetensorsError {
         throw DataError(error)
     }
-    try exportAfterTraining(model, name: modelName, several: options.compare)
+    try exportAfterTraining(model, to: p.export)
     if let last = trainer.history.last {
         print(String(format: "done: %@ test accuracy %.2f%% after %d epochs, %@ of training; weights in %@, "
                      + "curves in %@", modelName, 100 * last.testAccuracy, last.epoch,
-                     ProgressReporter.duration(result.trainingSeconds), weights.path, plotURL.path))
+                     ProgressReporter.duration(result.trainingSeconds), p.weights.path, p.plot.path))
     }
     return result
 }
@@ -102,13 +169,14 @@ func train(modelName: String, options: Options, data: (train: ImageDataset, test
 
 let options: Options
 do {
-    options = try Options.parse(try ExportOption.strip(Array(CommandLine.arguments.dropFirst())))
+    let parsed = try Options.parse(Array(CommandLine.arguments.dropFirst()))
+    if let help = parsed.help {
+        print(help)
+        exit(0)
+    }
+    options = parsed.options
 } catch {
     fail("\(error)\nRun with --help for the options.", status: 2)
-}
-if options.help {
-    print(Options.usage + "\n" + ExportOption.usage)
-    exit(0)
 }
 if let threads = options.threads { Parallel.setThreads(threads) } else { Parallel.setThreads(Parallel.threads) }
 
@@ -120,36 +188,47 @@ do {
     let dataDirectory = URL(fileURLWithPath: options.dataDirectory)
 
     if options.evalOnly {
+        try checkOutputs([plan(options.model, options: options)], comparePlot: nil, options: options)
         let (model, name) = try loadModelForEvaluation(path: options.weights!, model: options.model,
                                                        preset: options.preset)
         let data = try DataCatalog(directory: dataDirectory).load(options.dataset) { print($0) }
-        try exportForEvaluation(model, test: data.test)
+        try exportForEvaluation(model, test: data.test, to: exportURL(options.export, for: "", several: false))
         let trainer = Trainer(model: model, modelName: name, configuration: options.configuration,
                               train: data.train, test: data.test, progress: .silent)
         trainer.batchNormRecalibrationBatches = options.recalibrationBatches
         try trainer.recalibrateBatchNorm(epoch: 1)
         let start = Date()
-        let (loss, accuracy) = try trainer.evaluate(trainer.testLoader)
+        let (loss, accuracy) = try trainer.evaluate(trainer.testLoader!)
         print(String(format: "%@ on %@ test set (%d images): loss %.4f, accuracy %.2f%% (%.1f s)", name,
                      options.dataset.rawValue, data.test.count, loss, 100 * accuracy, Date().timeIntervalSince(start)))
         exit(0)
     }
 
     let models = options.comparedModels ?? [options.model]
-    let defaults = options.preset == "original" && options.configuration == .original
+    if options.compare && (options.metrics != nil || options.plot != nil) {
+        throw UsageError("--metrics and --plot name one file; with --compare or --models each model writes its own "
+                         + "into its run directory")
+    }
+    let plans = models.map { plan($0, options: options) }
+    let comparePlot = models.count > 1
+        ? URL(fileURLWithPath: options.checkpointDirectory ?? "runs")
+            .appendingPathComponent("compare-\(options.dataset.rawValue)-\(options.preset.rawValue).svg")
+        : nil
+    try checkOutputs(plans, comparePlot: comparePlot, options: options)
+    Interrupt.install(message: interruptedText(checkpoint: nil, epochs: 0))
+
+    let defaults = options.preset == .original && options.configuration == .original
     if defaults {
-        print("Running the original experiment: \(models.joined(separator: " and ")) on \(options.dataset.rawValue) "
-              + "with the original protocol (AdamW lr 5e-5, weight decay 1e-5, batch 64, no shuffling, 51 epochs).")
+        print("Running the original experiment: \(models.map(\.rawValue).joined(separator: " and ")) on "
+              + "\(options.dataset.rawValue) with the original protocol (AdamW lr 5e-5, weight decay 1e-5, batch 64, "
+              + "no shuffling, 51 epochs).")
     }
     let data = try DataCatalog(directory: dataDirectory).load(options.dataset) { print($0) }
     var results: [RunResult] = []
-    for model in models {
-        let directory = URL(fileURLWithPath: options.checkpointDirectory ?? "runs")
-            .appendingPathComponent(options.checkpointDirectory == nil || options.compare
-                                    ? "\(model)-\(options.dataset.rawValue)-\(options.preset)" : "")
-        results.append(try train(modelName: model, options: options, data: data, directory: directory))
+    for p in plans {
+        results.append(try train(p, options: options, data: data))
     }
-    if results.count > 1 {
+    if let comparePlot {
         print("\nmodel    parameters  epochs  test accuracy  train time")
         for r in results {
             // (String(format:) ignores the width of %@, so the name is padded here.)
@@ -158,12 +237,10 @@ do {
                          100 * (r.history.last?.testAccuracy ?? 0),
                          ProgressReporter.duration(r.trainingSeconds)))
         }
-        let plot = URL(fileURLWithPath: options.checkpointDirectory ?? "runs")
-            .appendingPathComponent("compare-\(options.dataset.rawValue)-\(options.preset).svg")
         try CurvePlot.write(results.map { .init(name: $0.name, history: $0.history) },
-                            title: "\(models.map { $0.uppercased() }.joined(separator: " vs ")) on "
-                                + "\(options.dataset.rawValue), \(options.preset) recipe", to: plot)
-        print("curves: \(plot.path)")
+                            title: "\(models.map { $0.rawValue.uppercased() }.joined(separator: " vs ")) on "
+                                + "\(options.dataset.rawValue), \(options.preset.rawValue) recipe", to: comparePlot)
+        print("curves: \(comparePlot.path)")
     }
 } catch let error as UsageError {
     fail("\(error)\nRun with --help for the options.", status: 2)

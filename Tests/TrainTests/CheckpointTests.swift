@@ -33,7 +33,7 @@ final class CheckpointTests: XCTestCase {
         configuration.optimizer = optimizer
         configuration.shuffle = true
         configuration.seed = seed
-        configuration.schedule = "cosine"
+        configuration.schedule = .cosine
         configuration.warmupSteps = 2
         let trainer = Trainer(model: makeModel(seed: 1), modelName: name, configuration: configuration, train: data,
                               test: data.subset([0, 1, 2, 3]), progress: .silent)

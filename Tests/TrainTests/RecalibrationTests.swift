@@ -47,7 +47,7 @@ final class RecalibrationTests: XCTestCase {
         try recalibrated.model.recalibrateBatchNorm(
             recalibrated.trainLoader.batches(epoch: 1).prefix(2).map(\.images))
         for (a, b) in zip(kept, statistics(recalibrated.model)) { XCTAssertEqual(a, b, accuracy: 1e-6 * max(1, abs(a))) }
-        let (_, accuracy) = try recalibrated.evaluate(recalibrated.testLoader)
+        let (_, accuracy) = try recalibrated.evaluate(recalibrated.testLoader!)
         XCTAssertEqual(recalibrated.history.last?.testAccuracy, accuracy)
         // Other batches give other statistics.
         try recalibrated.model.recalibrateBatchNorm(

@@ -98,7 +98,10 @@ func threadCount() -> Int? {
 // MARK: - The command
 
 /// The built `train-c4cnn` executable: in the build products directory that holds the test bundle.
-func trainCommandURL() throws -> URL {
+func trainCommandURL() throws -> URL { try commandURL("train-c4cnn") }
+
+/// The built executable `name` (train-c4cnn, bench, ...): in the build products directory that holds the test bundle.
+func commandURL(_ name: String) throws -> URL {
     var candidates: [URL] = []
     if let exe = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe") {
         candidates.append(URL(fileURLWithPath: exe).deletingLastPathComponent())
@@ -109,10 +112,10 @@ func trainCommandURL() throws -> URL {
         candidates.append(bundle.bundleURL.deletingLastPathComponent())
     }
     for directory in candidates {
-        let url = directory.appendingPathComponent("train-c4cnn")
+        let url = directory.appendingPathComponent(name)
         if FileManager.default.isExecutableFile(atPath: url.path) { return url }
     }
-    throw XCTSkip("the train-c4cnn executable is not in the build products directory (looked in "
+    throw XCTSkip("the \(name) executable is not in the build products directory (looked in "
                   + "\(candidates.map(\.path).joined(separator: ", "))); build it with `swift build --build-tests`")
 }
 

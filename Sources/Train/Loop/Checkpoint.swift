@@ -109,6 +109,12 @@ extension Trainer {
         directory.appendingPathComponent("last.safetensors")
     }
 
+    /// The schedule and the loss of a trainer made from pieces, as stored in its checkpoints; nil for a trainer made
+    /// from a configuration (whose schedule the configuration names, with cross-entropy).
+    var piecesText: (schedule: String, loss: String)? {
+        schedule.map { ("\($0)", loss.name) }
+    }
+
     /// The metadata key of the checksum: CRC-32 of the file as serialized without this key.
     static let checksumKey = "checksum"
 
@@ -151,6 +157,11 @@ extension Trainer {
             "configuration": String(decoding: try encoder.encode(configuration), as: UTF8.self),
             "history": String(decoding: try encoder.encode(history), as: UTF8.self),
         ]
+        if let piecesText {
+            // A trainer made from pieces: its schedule and loss, which the configuration does not name exactly.
+            file.metadata["schedule"] = piecesText.schedule
+            file.metadata["loss"] = piecesText.loss
+        }
         file.metadata[Self.checksumKey] = "crc32:" + ParameterFile.crc32Text(file.serialized())
         do {
             try file.write(to: url)
@@ -237,6 +248,11 @@ extension Trainer {
             throw fault("metadata \"configuration\"", "written by a run with different settings ("
                         + differences.joined(separator: "; ") + "); resume with the same settings (only the "
                         + "number of epochs may change)")
+        }
+        for (key, current) in [("schedule", piecesText?.schedule), ("loss", piecesText?.loss)]
+        where metadata[key] != current {
+            throw fault("metadata \"\(key)\"", "written with \(metadata[key].map { "\(key) \($0)" } ?? "the configuration's \(key)"), "
+                        + "this run has \(current.map { "\(key) \($0)" } ?? "the configuration's \(key)"); resume with the same \(key)")
         }
         let (expectedSteps, overflow) = epoch.multipliedReportingOverflow(by: trainLoader.batchCount)
         guard !overflow, step == expectedSteps else {

@@ -1,26 +1,20 @@
 import Autograd
 import Foundation
 
-/// One mini-batch: images (B, 1, H, W) and their labels.
-public struct Batch {
-    public let images: Tensor<Float>
-    public let labels: [Int]
-}
-
-/// Cuts an `ImageDataset` into batches, in order or in a seeded shuffled order, preparing the next batches on another
+/// Cuts a `Dataset` into batches, in order or in a seeded shuffled order, preparing the next batches on another
 /// thread while the model works on the current one.
 ///
 /// The order of epoch `e` depends only on (`seed`, `e`), so a resumed run sees exactly the batches an uninterrupted
 /// one would.
 public struct DataLoader {
-    public let dataset: ImageDataset
+    public let dataset: any Dataset
     public let batchSize: Int
     public let shuffle: Bool
     public let seed: UInt64
     /// Batches prepared ahead of the consumer.
     public var prefetch = 2
 
-    public init(_ dataset: ImageDataset, batchSize: Int, shuffle: Bool = false, seed: UInt64 = 0) {
+    public init(_ dataset: any Dataset, batchSize: Int, shuffle: Bool = false, seed: UInt64 = 0) {
         check(batchSize > 0, "DataLoader: batch size must be positive, got \(batchSize)")
         self.dataset = dataset
         self.batchSize = batchSize
@@ -38,20 +32,49 @@ public struct DataLoader {
         return generator.permutation(dataset.count)
     }
 
-    /// Builds batch `index` of an order.
+    /// Builds batch `index` of an order: inputs `[B] + sampleShape`, and the samples' labels or their regression
+    /// targets (B, values).
     public func batch(_ index: Int, order: [Int]) -> Batch {
         let start = index * batchSize, end = min(start + batchSize, order.count)
-        let pixels = dataset.height * dataset.width
-        var images = [Float](repeating: 0, count: (end - start) * pixels)
-        images.withUnsafeMutableBufferPointer { out in
-            dataset.images.withUnsafeBufferPointer { src in
-                for (row, sample) in order[start..<end].enumerated() {
-                    (out.baseAddress! + row * pixels).update(from: src.baseAddress! + sample * pixels, count: pixels)
+        let samples = order[start..<end]
+        let shape = dataset.sampleShape
+        let size = shape.reduce(1, *)
+        var inputs = [Float](repeating: 0, count: samples.count * size)
+        if let images = dataset as? ImageDataset {
+            // Contiguous images: one copy per image straight from the set's storage.
+            inputs.withUnsafeMutableBufferPointer { out in
+                images.images.withUnsafeBufferPointer { src in
+                    for (row, sample) in samples.enumerated() {
+                        (out.baseAddress! + row * size).update(from: src.baseAddress! + sample * size, count: size)
+                    }
                 }
             }
+            return Batch(inputs: Tensor(shape: [samples.count] + shape, scalars: inputs),
+                         labels: samples.map { images.labels[$0] })
         }
-        return Batch(images: Tensor(shape: [end - start, 1, dataset.height, dataset.width], scalars: images),
-                     labels: order[start..<end].map { dataset.labels[$0] })
+        var labels: [Int] = [], values: [Float] = [], width: Int?
+        for (row, sample) in samples.enumerated() {
+            let input = dataset.input(sample)
+            check(input.count == size, "DataLoader: sample \(sample) has \(input.count) input values, but the data "
+                  + "set's sampleShape \(shape) holds \(size)")
+            inputs.replaceSubrange((row * size)..<((row + 1) * size), with: input)
+            switch dataset.target(sample) {
+            case .label(let label):
+                check(width == nil, "DataLoader: sample \(sample) has a class label where earlier samples have values")
+                labels.append(label)
+            case .values(let v):
+                check(labels.isEmpty && (width == nil || width == v.count),
+                      "DataLoader: sample \(sample) has \(v.count) target values, earlier samples "
+                      + (labels.isEmpty ? "\(width ?? 0)" : "class labels"))
+                width = v.count
+                values.append(contentsOf: v)
+            }
+        }
+        let batchInputs = Tensor(shape: [samples.count] + shape, scalars: inputs)
+        if let width {
+            return Batch(inputs: batchInputs, targets: Tensor(shape: [samples.count, width], scalars: values))
+        }
+        return Batch(inputs: batchInputs, labels: labels)
     }
 
     /// The batches of `epoch`, produced ahead on a background thread.

@@ -68,10 +68,14 @@ public enum CurvePlot {
         return parts.joined(separator: "\n") + "\n"
     }
 
-    /// Writes the SVG atomically.
+    /// Writes the SVG atomically; a failure is a `DataError` naming the path.
     public static func write(_ series: [Series], title: String, to url: URL) throws {
-        try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
-        try Data(svg(series, title: title).utf8).write(to: url, options: .atomic)
+        let text = Array(svg(series, title: title).utf8)
+        try DataFiles.writeAtomically(url) { file in
+            if fwrite(text, 1, text.count, file) != text.count {
+                throw DataError(url, nil, "write failed (\(DataFiles.errnoText()))")
+            }
+        }
     }
 
     static func escape(_ s: String) -> String {

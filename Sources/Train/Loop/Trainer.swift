@@ -7,6 +7,35 @@ import NN
 /// Which optimiser a run uses.
 public enum OptimizerKind: String, Sendable, Codable {
     case adamw, sgd
+    /// An optimiser instance of another type, given to `Trainer(model:optimizer:...)`.
+    case custom
+}
+
+/// The learning-rate schedule of a `TrainingConfiguration`, by name (as stored in checkpoints and given on the
+/// command line). An unknown name is an error, never a silent "constant".
+public enum ScheduleKind: String, Sendable, Codable, CaseIterable {
+    /// The base rate throughout.
+    case constant
+    /// Cosine decay to 1 % of the base rate, after `warmupSteps` linear warm-up steps.
+    case cosine
+    /// x0.1 every third of the run.
+    case step
+
+    /// The schedule named `text`; throws naming the valid names otherwise.
+    public init(parsing text: String) throws {
+        guard let kind = ScheduleKind(rawValue: text) else {
+            throw ScheduleError(name: text)
+        }
+        self = kind
+    }
+}
+
+/// An unknown schedule name.
+public struct ScheduleError: Error, CustomStringConvertible {
+    public let name: String
+    public var description: String {
+        "unknown schedule '\(name)' (\(ScheduleKind.allCases.map(\.rawValue).joined(separator: ", ")))"
+    }
 }
 
 /// Everything that fixes a training run.
@@ -18,8 +47,8 @@ public struct TrainingConfiguration: Sendable, Codable, Equatable {
     public var optimizer = OptimizerKind.adamw
     /// SGD momentum (ignored by AdamW).
     public var momentum = 0.9
-    /// "constant", "cosine" (with warm-up `warmupSteps`) or "step" (x0.1 every third of the run).
-    public var schedule = "constant"
+    /// Constant, cosine (with warm-up `warmupSteps`) or step (x0.1 every third of the run).
+    public var schedule = ScheduleKind.constant
     public var warmupSteps = 0
     public var shuffle = false
     public var seed: UInt64 = 0
@@ -34,7 +63,7 @@ public struct TrainingConfiguration: Sendable, Codable, Equatable {
         c.learningRate = 2e-3
         c.weightDecay = 1e-4
         c.shuffle = true
-        c.schedule = "cosine"
+        c.schedule = .cosine
         c.warmupSteps = 100
         c.epochs = 15
         return c
@@ -42,16 +71,18 @@ public struct TrainingConfiguration: Sendable, Codable, Equatable {
 
     public init() {}
 
-    func learningRateSchedule(totalSteps: Int) -> LearningRateSchedule {
+    /// The schedule for a run of `totalSteps` optimiser steps.
+    public func learningRateSchedule(totalSteps: Int) -> LearningRateSchedule {
         switch schedule {
-        case "cosine": return .cosine(warmup: warmupSteps, floor: 0.01)
-        case "step": return .step(every: max(1, totalSteps / 3), gamma: 0.1)
-        default: return .constant
+        case .constant: return .constant
+        case .cosine: return .cosine(warmup: warmupSteps, floor: 0.01)
+        case .step: return .step(every: max(1, totalSteps / 3), gamma: 0.1)
         }
     }
 }
 
-/// The measurements of one epoch.
+/// The measurements of one epoch. Accuracies are 0 for a loss that does not classify (regression), and the test
+/// fields are 0 for a run without a test set.
 public struct EpochMetrics: Sendable, Codable, Equatable {
     public var epoch: Int
     public var trainLoss: Double
@@ -101,23 +132,57 @@ public enum TrainingError: Error, CustomStringConvertible {
 
 // MARK: - Trainer
 
-/// Trains a classifier on image batches with cross-entropy, evaluates it after each epoch, writes checkpoints and
-/// metrics, and reports progress.
+/// One optimiser step, as reported to `Trainer.onStep`.
+public struct StepReport: Sendable {
+    /// The epoch (1-based) and the batch in it (1-based).
+    public var epoch: Int, batch: Int
+    /// Optimiser steps taken so far, this one included.
+    public var step: Int
+    /// The batch's loss (before the step) and the learning rate the step used.
+    public var loss: Double, learningRate: Double
+    /// Samples in the batch.
+    public var samples: Int
+}
+
+/// Trains a model on a data set: each epoch runs every batch through the model, the loss and an optimiser step,
+/// then evaluates the test set (when there is one), writes a checkpoint and a metrics line (when asked) and reports
+/// progress.
+///
+/// Two ways to make one: from a `TrainingConfiguration` (the optimiser and the schedule built from it, cross-entropy:
+/// the experiment's recipes), or from the pieces — a model, an optimiser instance, a loss, a schedule:
+///
+/// ```swift
+/// let trainer = Trainer(model: model, optimizer: AdamW(parameters: model.namedParameters, learningRate: 1e-3),
+///                       loss: .crossEntropy, schedule: .cosine(warmup: 10, floor: 0.01), epochs: 3, batchSize: 32,
+///                       train: trainSet, test: testSet)
+/// trainer.onEpochEnd = { print($0.testAccuracy) }
+/// try trainer.run()
+/// ```
 public final class Trainer {
     public let model: Module
     public let modelName: String
+    /// The run's settings (for a trainer made from pieces: those that the pieces give, stored in checkpoints so that
+    /// a resumed run can be checked against them).
     public let configuration: TrainingConfiguration
     public let trainLoader: DataLoader
-    public let testLoader: DataLoader
+    /// The test set's loader; nil when the run evaluates nothing (the test fields of the metrics are then 0).
+    public let testLoader: DataLoader?
     public let optimizer: Optimizer
+    /// The loss minimised.
+    public let loss: Loss
+    /// The learning-rate schedule given to `init(model:optimizer:...)`; nil: the configuration's.
+    public let schedule: LearningRateSchedule?
     /// Where `last.safetensors` is written after every epoch (nil: no checkpoints).
     public var checkpointDirectory: URL?
     /// A JSON-lines file that receives one object per epoch.
     public var metricsFile: URL?
     public var progress: ProgressReporter
     public internal(set) var history: [EpochMetrics] = []
-    /// Called after each epoch (for example to update a plot).
-    public var onEpochEnd: ((EpochMetrics) -> Void)?
+    /// Called after each epoch, after its checkpoint is written (for example to update a plot); an error it throws
+    /// ends `run()` with that error.
+    public var onEpochEnd: ((EpochMetrics) throws -> Void)?
+    /// Called after each optimiser step; an error it throws ends `run()` with that error.
+    public var onStep: ((StepReport) throws -> Void)?
     /// Before each test evaluation, recompute the batch norms' running statistics from this many training batches
     /// (in the order of the epoch just trained; see `Module.recalibrateBatchNorm`). 0 keeps the running averages
     /// gathered during training, which lag behind the parameters while the learning rate is high. Training itself
@@ -127,12 +192,16 @@ public final class Trainer {
     /// drops lines of an epoch that was interrupted before its checkpoint was written.
     var metricsNeedRewrite = false
 
-    public init(model: Module, modelName: String, configuration: TrainingConfiguration, train: ImageDataset,
-                test: ImageDataset, progress: ProgressReporter = ProgressReporter()) {
+    /// A trainer for `configuration`: its optimiser (AdamW or SGD over the model's parameters), its schedule, and
+    /// cross-entropy on class labels; `test` is evaluated after every epoch.
+    public init(model: Module, modelName: String, configuration: TrainingConfiguration, train: any Dataset,
+                test: any Dataset, progress: ProgressReporter = ProgressReporter()) {
         self.model = model
         self.modelName = modelName
         self.configuration = configuration
         self.progress = progress
+        self.loss = .crossEntropy
+        self.schedule = nil
         trainLoader = DataLoader(train, batchSize: configuration.batchSize, shuffle: configuration.shuffle,
                                  seed: configuration.seed)
         testLoader = DataLoader(test, batchSize: max(configuration.batchSize, 256))
@@ -143,7 +212,54 @@ public final class Trainer {
         case .sgd:
             optimizer = SGD(parameters: model.namedParameters, learningRate: configuration.learningRate,
                             momentum: configuration.momentum, weightDecay: configuration.weightDecay)
+        case .custom:
+            fatalError("Trainer: a configuration with optimizer 'custom' needs an optimiser instance: "
+                       + "use Trainer(model:optimizer:loss:schedule:...)")
         }
+    }
+
+    /// A trainer from its pieces: `optimizer` (over the model's parameters; its learning rate is the schedule's
+    /// base), `loss`, `schedule`, `epochs` passes over `train` in batches of `batchSize` (shuffled each epoch from
+    /// `seed` when `shuffle`), and, after each epoch, an evaluation of `test` when given.
+    public init(model: Module, optimizer: Optimizer, loss: Loss = .crossEntropy,
+                schedule: LearningRateSchedule = .constant, epochs: Int, batchSize: Int, shuffle: Bool = false,
+                seed: UInt64 = 0, train: any Dataset, test: (any Dataset)? = nil, modelName: String = "model",
+                progress: ProgressReporter = ProgressReporter()) {
+        check(epochs >= 1, "Trainer: epochs must be at least 1, got \(epochs)")
+        check(batchSize >= 1, "Trainer: batchSize must be at least 1, got \(batchSize)")
+        var configuration = TrainingConfiguration()
+        configuration.epochs = epochs
+        configuration.batchSize = batchSize
+        configuration.shuffle = shuffle
+        configuration.seed = seed
+        configuration.learningRate = optimizer.learningRate
+        switch optimizer {
+        case let adamw as AdamW:
+            configuration.optimizer = .adamw
+            configuration.weightDecay = adamw.weightDecay
+        case let sgd as SGD:
+            configuration.optimizer = .sgd
+            configuration.weightDecay = sgd.weightDecay
+            configuration.momentum = sgd.momentum
+        default:
+            configuration.optimizer = .custom
+            configuration.weightDecay = 0
+        }
+        if case .cosine(let warmup, _) = schedule {
+            configuration.schedule = .cosine
+            configuration.warmupSteps = warmup
+        } else if case .step = schedule {
+            configuration.schedule = .step
+        }
+        self.model = model
+        self.modelName = modelName
+        self.configuration = configuration
+        self.optimizer = optimizer
+        self.loss = loss
+        self.schedule = schedule
+        self.progress = progress
+        trainLoader = DataLoader(train, batchSize: batchSize, shuffle: shuffle, seed: seed)
+        testLoader = test.map { DataLoader($0, batchSize: max(batchSize, 256)) }
     }
 
     /// Epochs completed so far (restored by `resume`).
@@ -156,7 +272,8 @@ public final class Trainer {
     public func run() throws -> [EpochMetrics] {
         let totalSteps = configuration.epochs.multipliedReportingOverflow(by: trainLoader.batchCount).overflow
             ? Int.max : configuration.epochs * trainLoader.batchCount
-        let schedule = configuration.learningRateSchedule(totalSteps: totalSteps)
+        let schedule = self.schedule ?? configuration.learningRateSchedule(totalSteps: totalSteps)
+        let base = configuration.learningRate
         if let checkpointDirectory {
             do {
                 try FileManager.default.createDirectory(at: checkpointDirectory, withIntermediateDirectories: true)
@@ -177,23 +294,28 @@ public final class Trainer {
             var lossSum = 0.0, correct = 0, seen = 0
             progress.beginEpoch(epoch, of: configuration.epochs, batches: trainLoader.batchCount)
             for (index, batch) in trainLoader.batches(epoch: epoch - 1).enumerated() {
-                optimizer.learningRate = schedule.rate(base: configuration.learningRate,
-                                                       step: optimizer.stepCount, totalSteps: totalSteps)
+                optimizer.learningRate = schedule.rate(base: base, step: optimizer.stepCount, totalSteps: totalSteps)
                 // Ops recorded outside the loop (a callback running the model with gradients on) are never
                 // consumed by a backward pass: drop them rather than let them pile up.
                 if Tape.current.count > 0 { Tape.current.reset() }
                 let logits: Tensor<Float>
                 do {
-                    logits = try model(batch.images)
+                    logits = try model(batch.inputs)
                 } catch {
                     Tape.current.reset()  // what the forward pass recorded before it failed
                     throw error
                 }
-                if let reason = Self.outputFault(logits, batch.labels) {
+                if let reason = self.loss.fault(logits, batch) {
                     Tape.current.reset()
                     throw TrainingError.outputMismatch(epoch: epoch, batch: index + 1, reason: reason)
                 }
-                let loss = logits.crossEntropy(targets: batch.labels)
+                let loss: Tensor<Float>
+                do {
+                    loss = try self.loss.compute(logits, batch)
+                } catch {
+                    Tape.current.reset()
+                    throw error
+                }
                 let lossValue = Double(loss.item)
                 guard lossValue.isFinite else {
                     Tape.current.reset()
@@ -207,14 +329,16 @@ public final class Trainer {
                     throw TrainingError.nonFiniteParameter(epoch: epoch, batch: index + 1, name: name,
                                                            kept: keptCheckpointText())
                 }
-                lossSum += lossValue * Double(batch.labels.count)
-                correct += Self.correctCount(logits, batch.labels)
-                seen += batch.labels.count
+                lossSum += lossValue * Double(batch.count)
+                if self.loss.classifies { correct += Self.correctCount(logits, batch.labels) }
+                seen += batch.count
                 progress.batch(index + 1, loss: lossValue, samples: seen, elapsed: Date().timeIntervalSince(start))
+                try onStep?(StepReport(epoch: epoch, batch: index + 1, step: optimizer.stepCount, loss: lossValue,
+                                       learningRate: optimizer.learningRate, samples: batch.count))
             }
             let trainSeconds = Date().timeIntervalSince(start)
             try recalibrateBatchNorm(epoch: epoch)
-            let (testLoss, testAccuracy) = try evaluate(testLoader)
+            let (testLoss, testAccuracy) = try testLoader.map { try evaluate($0) } ?? (0, 0)
             guard testLoss.isFinite else {
                 throw TrainingError.nonFiniteTestLoss(epoch: epoch, loss: testLoss, kept: keptCheckpointText())
             }
@@ -227,7 +351,7 @@ public final class Trainer {
             progress.endEpoch(metrics)
             try appendMetrics(metrics)
             try saveCheckpoint()
-            onEpochEnd?(metrics)
+            try onEpochEnd?(metrics)
         }
         return history
     }
@@ -240,7 +364,8 @@ public final class Trainer {
             trainLoader.batches(epoch: max(epoch, 1) - 1).prefix(batchNormRecalibrationBatches).lazy.map(\.images))
     }
 
-    /// Mean loss and accuracy over a loader, in evaluation mode without recording.
+    /// Mean loss and accuracy (0 for a loss that does not classify) over a loader, in evaluation mode without
+    /// recording.
     public func evaluate(_ loader: DataLoader) throws -> (loss: Double, accuracy: Double) {
         let wasTraining = model.isTraining
         model.eval()
@@ -248,13 +373,13 @@ public final class Trainer {
         return try withoutGradients {
             var lossSum = 0.0, correct = 0, seen = 0
             for (index, batch) in loader.batches(epoch: 0).enumerated() {
-                let logits = try model(batch.images)
-                if let reason = Self.outputFault(logits, batch.labels) {
+                let logits = try model(batch.inputs)
+                if let reason = loss.fault(logits, batch) {
                     throw TrainingError.outputMismatch(epoch: 0, batch: index + 1, reason: reason)
                 }
-                lossSum += Double(logits.crossEntropy(targets: batch.labels).item) * Double(batch.labels.count)
-                correct += Self.correctCount(logits, batch.labels)
-                seen += batch.labels.count
+                lossSum += Double(try loss.compute(logits, batch).item) * Double(batch.count)
+                if loss.classifies { correct += Self.correctCount(logits, batch.labels) }
+                seen += batch.count
             }
             return (lossSum / Double(max(seen, 1)), Double(correct) / Double(max(seen, 1)))
         }
