@@ -25,7 +25,7 @@ let package = Package(
         .target(name: "ReferenceCases", dependencies: ["Autograd", "NN", "Models", "Train"]),
 
         // The executables' shared argument parser (used only by Examples/*; no library product uses it).
-        .target(name: "CommandLineSupport"),
+        .target(name: "CommandLineSupport", dependencies: ["Autograd"]),
 
         // Executables.
         .executableTarget(name: "train-c4cnn", dependencies: ["Autograd", "NN", "Models", "Train", "CommandLineSupport"],

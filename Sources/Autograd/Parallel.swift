@@ -19,14 +19,18 @@ public enum Parallel {
 
     /// The most threads accepted: 4 per core, at most 256. More only adds per-thread buffers (OpenBLAS keeps one per
     /// thread; under an address-space limit 1000 of them livelock it) and contention, never speed.
-    public static let maximumThreads = min(256, 4 * max(1, ProcessInfo.processInfo.activeProcessorCount))
+    public static let maximumThreads = min(threadCeiling, threadsPerCore * max(1, ProcessInfo.processInfo.activeProcessorCount))
+    /// Threads accepted per core (`maximumThreads`).
+    public static let threadsPerCore = 4
+    /// Threads accepted at most, whatever the core count (`maximumThreads`).
+    public static let threadCeiling = 256
 
     /// A thread count outside `1...Parallel.maximumThreads`.
     public struct ThreadCountError: Error, CustomStringConvertible, Sendable {
         public let count: Int
         public var description: String {
-            "thread count \(count) is out of range 1...\(Parallel.maximumThreads) (4 per core on the "
-                + "\(ProcessInfo.processInfo.activeProcessorCount) cores here, at most 256)"
+            "thread count \(count) is out of range 1...\(Parallel.maximumThreads) (\(Parallel.threadsPerCore) per core "
+                + "on the \(ProcessInfo.processInfo.activeProcessorCount) cores here, at most \(Parallel.threadCeiling))"
         }
     }
 

@@ -1,3 +1,4 @@
+import Autograd
 import Foundation
 
 // The one argument parser of the executables in Examples/: typed flags declared once, `--help` generated from the
@@ -255,10 +256,11 @@ public enum Convert {
     }
 }
 
-/// The largest thread count the commands accept: `perCore` threads per core, at most `ceiling`.
+/// The largest thread count the commands accept: the library's own bound, `Parallel.maximumThreads`
+/// (`perCore` threads per core, at most `ceiling`).
 public enum ThreadLimit {
-    public static let perCore = 4
-    public static let ceiling = 256
+    public static let perCore = Parallel.threadsPerCore
+    public static let ceiling = Parallel.threadCeiling
     public static var cores: Int { max(1, ProcessInfo.processInfo.activeProcessorCount) }
-    public static var maximum: Int { min(ceiling, perCore * cores) }
+    public static var maximum: Int { Parallel.maximumThreads }
 }

@@ -54,7 +54,7 @@ public struct ImageDataset: Dataset, Sendable {
 
     /// Pads every channel of every image by repeating edge pixels: `before` rows/cols before, `after` after (MNIST-rot: 2, 3 -> 28 to 33).
     public func edgePadded(before: Int, after: Int) -> ImageDataset {
-        precondition(before >= 0 && after >= 0, "edgePadded: padding must not be negative")
+        check(before >= 0 && after >= 0, "edgePadded: padding must not be negative")
         if before == 0 && after == 0 { return self }
         let h = height, w = width
         let outH = h + before + after, outW = w + before + after
@@ -87,7 +87,7 @@ public struct ImageDataset: Dataset, Sendable {
         var outLabels = [Int]()
         outLabels.reserveCapacity(indices.count)
         for i in indices {
-            precondition(i >= 0 && i < count, "subset: index \(i) out of range 0..<\(count)")
+            check(i >= 0 && i < count, "subset: index \(i) out of range 0..<\(count)")
             out.append(contentsOf: images[(i * n)..<((i + 1) * n)])
             outLabels.append(labels[i])
         }
