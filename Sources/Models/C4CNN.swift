@@ -16,8 +16,10 @@ public class GroupEquivariantCNN: Module {
     /// Batch norm after the lifting conv (strong recipe only).
     public let liftingNorm: BatchNorm?
     public let groupconvEncoder: Sequential
-    public let pooling: GroupPooling
     public let head: Sequential
+    /// Group pooling between the encoder and the head. Declared after `head` so that it is the last child: the
+    /// children before it keep the positions that seed their dropout streams (`reseed`).
+    public let pooling: GroupPooling
     /// The input this model takes: (N, 1, side, side).
     public let side = 33
 
@@ -39,18 +41,18 @@ public class GroupEquivariantCNN: Module {
             if i < 3 { layers.append(MaxPool3d(kernelSize: (1, 3, 3), stride: (1, 2, 2), padding: (0, 1, 1))) }
         }
         groupconvEncoder = Sequential(layers)
-        pooling = GroupPooling(group: group)
         var headLayers: [Module] = []
         if dropout > 0 { headLayers.append(Dropout(dropout)) }
         headLayers += [Linear(128 * 5 * 5, 256, generator: &generator), ReLU()]
         if dropout > 0 { headLayers.append(Dropout(dropout)) }
         headLayers += [Linear(256, 32, generator: &generator), ReLU(), Linear(32, 10, generator: &generator)]
         head = Sequential(headLayers)
+        pooling = GroupPooling(group: group)
     }
 
-    override public var children: [(name: String, module: Module)] {
-        [("liftingconv", liftingconv)] + (liftingNorm.map { [("lifting_norm", $0)] } ?? [])
-            + [("groupconv_encoder", groupconvEncoder), ("head", head)]
+    /// The PyTorch names of the properties whose Swift names differ; the rest are registered under their own.
+    override public var stateDictNames: [String: String] {
+        ["liftingNorm": "lifting_norm", "groupconvEncoder": "groupconv_encoder"]
     }
 
     override public func forward(_ input: Tensor<Float>) throws -> Tensor<Float> {

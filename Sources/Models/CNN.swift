@@ -9,12 +9,11 @@ import NN
 /// `head.{0,2}.*`.
 public final class CNN: Module {
     public let firstConv: Conv2d
+    /// Batch norm after the first conv (strong recipe only).
+    public let firstNorm: BatchNorm?
     public let convs: Sequential
     public let head: Sequential
     public let side = 33
-
-    /// Batch norm after the first conv (strong recipe only).
-    public let firstNorm: BatchNorm?
 
     /// - Parameters:
     ///   - batchNorm: batch norm after every convolution, before its ReLU (the strong recipe).
@@ -38,10 +37,8 @@ public final class CNN: Module {
         head = Sequential(headLayers)
     }
 
-    override public var children: [(name: String, module: Module)] {
-        [("first_conv", firstConv)] + (firstNorm.map { [("first_norm", $0)] } ?? [])
-            + [("convs", convs), ("head", head)]
-    }
+    /// The PyTorch names of the properties whose Swift names differ; the rest are registered under their own.
+    override public var stateDictNames: [String: String] { ["firstConv": "first_conv", "firstNorm": "first_norm"] }
 
     override public func forward(_ input: Tensor<Float>) throws -> Tensor<Float> {
         guard input.rank == 4, input.shape[1] == 1, input.shape[2] == side, input.shape[3] == side else {

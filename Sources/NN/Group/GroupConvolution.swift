@@ -35,10 +35,6 @@ public class GroupFilterConv2d: Module {
                                                     generator: &generator)
     }
 
-    override public var localParameters: [(name: String, parameter: Parameter)] {
-        [("weight", weight)] + (bias.map { [("bias", $0)] } ?? [])
-    }
-
     /// The filters of the equivalent plain convolution: weight (out * |G|, ...) with channel index `o * |G| + g`, and
     /// the bias repeated over the group, (out * |G|).
     public func expandedFilters() -> (weight: Tensor<Float>, bias: Tensor<Float>?) {
@@ -74,6 +70,16 @@ public final class LiftingConv2d: GroupFilterConv2d {
                    padding: padding, group: group, bias: bias, generator: &generator)
     }
 
+    /// The same layer with its parameters drawn from the global generator (``SeededRandom/manualSeed(_:)``).
+    public convenience init(_ inChannels: Int, _ outChannels: Int, kernelSize: Int, padding: Int = 0,
+                            group: PlanarGroup = .c4, bias: Bool = true) {
+        let global = GlobalGenerator.shared
+        global.lock.lock()
+        defer { global.lock.unlock() }
+        self.init(inChannels, outChannels, kernelSize: kernelSize, padding: padding, group: group, bias: bias,
+                  generator: &global.generator)
+    }
+
     /// (out, in, k, k) -> (out * |G|, in, k, k), channel index `o * |G| + g`.
     override func expandWeight(_ w: Tensor<Double>) -> Tensor<Double> {
         let stacked = Tensor.stacked(group.elements.map { group.transformPlanes(w, by: $0) }, axis: 1)
@@ -102,6 +108,16 @@ public final class GroupConv2d: GroupFilterConv2d {
                 group: PlanarGroup = .c4, bias: Bool = true, generator: inout SeededRandom) {
         super.init(inChannels, outChannels, filterShape: [group.order, kernelSize, kernelSize],
                    kernelSize: kernelSize, padding: padding, group: group, bias: bias, generator: &generator)
+    }
+
+    /// The same layer with its parameters drawn from the global generator (``SeededRandom/manualSeed(_:)``).
+    public convenience init(_ inChannels: Int, _ outChannels: Int, kernelSize: Int, padding: Int = 0,
+                            group: PlanarGroup = .c4, bias: Bool = true) {
+        let global = GlobalGenerator.shared
+        global.lock.lock()
+        defer { global.lock.unlock() }
+        self.init(inChannels, outChannels, kernelSize: kernelSize, padding: padding, group: group, bias: bias,
+                  generator: &global.generator)
     }
 
     /// (out, in, |G|, k, k) -> (out * |G|, in * |G|, k, k).
@@ -165,8 +181,12 @@ public final class IsotropicConv2d: Module {
                                                     generator: &generator)
     }
 
-    override public var localParameters: [(name: String, parameter: Parameter)] {
-        [("weight", weight)] + (bias.map { [("bias", $0)] } ?? [])
+    /// The same layer with its parameters drawn from the global generator (``SeededRandom/manualSeed(_:)``).
+    public convenience init(_ inChannels: Int, _ outChannels: Int, padding: Int = 0, bias: Bool = true) {
+        let global = GlobalGenerator.shared
+        global.lock.lock()
+        defer { global.lock.unlock() }
+        self.init(inChannels, outChannels, padding: padding, bias: bias, generator: &global.generator)
     }
 
     /// The (out, in, 3, 3) filters: centre * centreMask + ring * ringMask.

@@ -24,8 +24,14 @@ public final class Conv2d: Module {
             : nil
     }
 
-    override public var localParameters: [(name: String, parameter: Parameter)] {
-        [("weight", weight)] + (bias.map { [("bias", $0)] } ?? [])
+    /// The same layer with its parameters drawn from the global generator (``SeededRandom/manualSeed(_:)``).
+    public convenience init(_ inChannels: Int, _ outChannels: Int, kernelSize: Int, stride: Int = 1,
+                            padding: Int = 0, dilation: Int = 1, bias: Bool = true) {
+        let global = GlobalGenerator.shared
+        global.lock.lock()
+        defer { global.lock.unlock() }
+        self.init(inChannels, outChannels, kernelSize: kernelSize, stride: stride, padding: padding,
+                  dilation: dilation, bias: bias, generator: &global.generator)
     }
 
     override public func forward(_ input: Tensor<Float>) throws -> Tensor<Float> {

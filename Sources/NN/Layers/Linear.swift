@@ -16,8 +16,12 @@ public final class Linear: Module {
             ? Parameter(.uniform(shape: [outFeatures], low: -bound, high: bound, generator: &generator)) : nil
     }
 
-    override public var localParameters: [(name: String, parameter: Parameter)] {
-        [("weight", weight)] + (bias.map { [("bias", $0)] } ?? [])
+    /// The same layer with its parameters drawn from the global generator (``SeededRandom/manualSeed(_:)``).
+    public convenience init(_ inFeatures: Int, _ outFeatures: Int, bias: Bool = true) {
+        let global = GlobalGenerator.shared
+        global.lock.lock()
+        defer { global.lock.unlock() }
+        self.init(inFeatures, outFeatures, bias: bias, generator: &global.generator)
     }
 
     override public func forward(_ input: Tensor<Float>) throws -> Tensor<Float> {

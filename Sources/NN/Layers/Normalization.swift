@@ -31,9 +31,9 @@ public final class BatchNorm: Module {
         runningVariance = Buffer(Tensor(repeating: 1, shape: [channels]))
     }
 
-    override public var localParameters: [(name: String, parameter: Parameter)] { [("weight", weight), ("bias", bias)] }
-    override public var localBuffers: [(name: String, buffer: Buffer)] {
-        [("running_mean", runningMean), ("running_var", runningVariance)]
+    /// PyTorch's names of the running statistics; `weight` and `bias` are found under their own names.
+    override public var stateDictNames: [String: String] {
+        ["runningMean": "running_mean", "runningVariance": "running_var"]
     }
 
     /// Running mean 0 and variance 1, as at initialisation; the cumulative average starts again.
