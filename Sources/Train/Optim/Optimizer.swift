@@ -23,6 +23,11 @@ extension Optimizer {
     public func zeroGradients() { parameters.forEach { $0.parameter.zeroGradient() } }
 }
 
+/// `parameters` named by their position, "0", "1", ..., as PyTorch's optimiser `state_dict` numbers them.
+func numbered(_ parameters: [Parameter]) -> [(name: String, parameter: Parameter)] {
+    parameters.enumerated().map { ("\($0.offset)", $0.element) }
+}
+
 /// Moment buffers per parameter, by name: the shared bookkeeping of the optimisers with state.
 struct MomentBuffers {
     var buffers: [String: [Float]] = [:]
@@ -89,6 +94,21 @@ public final class AdamW: Optimizer {
         self.beta2 = beta2
         self.epsilon = epsilon
         self.weightDecay = weightDecay
+    }
+
+    /// AdamW over every parameter of `module`, by `state_dict` name: `AdamW(model, learningRate: 1e-3)`.
+    public convenience init(_ module: Module, learningRate: Double = 1e-3, beta1: Double = 0.9,
+                            beta2: Double = 0.999, epsilon: Double = 1e-8, weightDecay: Double = 1e-2) {
+        self.init(parameters: module.namedParameters, learningRate: learningRate, beta1: beta1, beta2: beta2,
+                  epsilon: epsilon, weightDecay: weightDecay)
+    }
+
+    /// AdamW over `parameters` (`AdamW(model.parameters())`), named "0", "1", ... in the order given, as PyTorch's
+    /// optimiser `state_dict` numbers them.
+    public convenience init(_ parameters: [Parameter], learningRate: Double = 1e-3, beta1: Double = 0.9,
+                            beta2: Double = 0.999, epsilon: Double = 1e-8, weightDecay: Double = 1e-2) {
+        self.init(parameters: numbered(parameters), learningRate: learningRate, beta1: beta1, beta2: beta2,
+                  epsilon: epsilon, weightDecay: weightDecay)
     }
 
     public func step() {
@@ -180,6 +200,19 @@ public final class SGD: Optimizer {
         self.learningRate = learningRate
         self.momentum = momentum
         self.weightDecay = weightDecay
+    }
+
+    /// SGD over every parameter of `module`, by `state_dict` name: `SGD(model, learningRate: 0.1)`.
+    public convenience init(_ module: Module, learningRate: Double, momentum: Double = 0, weightDecay: Double = 0) {
+        self.init(parameters: module.namedParameters, learningRate: learningRate, momentum: momentum,
+                  weightDecay: weightDecay)
+    }
+
+    /// SGD over `parameters` (`SGD(model.parameters(), learningRate: 0.1)`), named "0", "1", ... in the order given.
+    public convenience init(_ parameters: [Parameter], learningRate: Double, momentum: Double = 0,
+                            weightDecay: Double = 0) {
+        self.init(parameters: numbered(parameters), learningRate: learningRate, momentum: momentum,
+                  weightDecay: weightDecay)
     }
 
     public func step() {
