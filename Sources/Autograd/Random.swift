@@ -27,6 +27,7 @@ public struct SeededRandom: RandomNumberGenerator, Sendable {
         self.state = state
     }
 
+    /// The next 64 random bits of the stream (xoshiro256**).
     public mutating func next() -> UInt64 {
         let result = rotl(state[1] &* 5, 7) &* 9
         let t = state[1] << 17

@@ -107,6 +107,7 @@ public struct SafetensorsError: Error, CustomStringConvertible, Sendable {
     /// What is wrong.
     public let message: String
 
+    /// An error about `file` (a path or name), described by `message`.
     public init(file: String, message: String) {
         self.file = file
         self.message = message
@@ -117,6 +118,7 @@ public struct SafetensorsError: Error, CustomStringConvertible, Sendable {
 }
 
 extension SafetensorsError: LocalizedError {
+    /// The same text as `description`, for `localizedDescription`.
     public var errorDescription: String? { description }
 }
 
@@ -127,6 +129,7 @@ public struct SafetensorsFile: Sendable {
     /// The `__metadata__` map (empty when the file has none).
     public var metadata: [String: String]
 
+    /// A file of named tensors and string metadata (the `__metadata__` entry), for writing.
     public init(entries: [String: SafetensorsEntry] = [:], metadata: [String: String] = [:]) {
         self.entries = entries
         self.metadata = metadata

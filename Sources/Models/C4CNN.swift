@@ -11,11 +11,16 @@ import NN
 /// Invariant to every element of the group. Parameter names match the original PyTorch module:
 /// `liftingconv.*`, `groupconv_encoder.{0,3,6,9}.*`, `head.{0,2,4}.*`.
 public class GroupEquivariantCNN: Module {
+    /// The group the model is equivariant to (C4 or D4).
     public let group: PlanarGroup
+    /// Lifting convolution 1 -> 8, (N, 1, 33, 33) -> (N, 8, |G|, 33, 33); `liftingconv`.
     public let liftingconv: LiftingConv2d
     /// Batch norm after the lifting conv (strong recipe only).
     public let liftingNorm: BatchNorm?
+    /// The four group convolutions with their ReLUs and poolings (and batch norms):
+    /// (N, 8, |G|, 33, 33) -> (N, 128, |G|, 5, 5); `groupconv_encoder`.
     public let groupconvEncoder: Sequential
+    /// Linear 3200 -> 256 -> 32 -> 10 with ReLUs (and dropouts): (N, 3200) -> (N, 10); `head`.
     public let head: Sequential
     /// Group pooling between the encoder and the head. Declared after `head` so that it is the last child: the
     /// children before it keep the positions that seed their dropout streams (`reseed`).
@@ -69,6 +74,7 @@ public class GroupEquivariantCNN: Module {
 
 /// The C4-equivariant CNN of the experiment (p4).
 public final class C4CNN: GroupEquivariantCNN {
+    /// A C4CNN with parameters drawn from `seed`; `batchNorm` and `dropout` as for `GroupEquivariantCNN`.
     public init(seed: UInt64 = 0, batchNorm: Bool = false, dropout: Double = 0) {
         var generator = SeededRandom(seed: seed)
         super.init(group: .c4, batchNorm: batchNorm, dropout: dropout, generator: &generator)
@@ -77,6 +83,7 @@ public final class C4CNN: GroupEquivariantCNN {
 
 /// The same network over p4m (rotations and reflections): invariant to flips as well.
 public final class D4CNN: GroupEquivariantCNN {
+    /// A D4CNN with parameters drawn from `seed`; `batchNorm` and `dropout` as for `GroupEquivariantCNN`.
     public init(seed: UInt64 = 0, batchNorm: Bool = false, dropout: Double = 0) {
         var generator = SeededRandom(seed: seed)
         super.init(group: .d4, batchNorm: batchNorm, dropout: dropout, generator: &generator)

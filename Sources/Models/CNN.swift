@@ -8,11 +8,16 @@ import NN
 /// -> 10 logits. Parameter names match the original PyTorch module: `first_conv.*`, `convs.{0,3,6,9}.*`,
 /// `head.{0,2}.*`.
 public final class CNN: Module {
+    /// Conv 1 -> 8 (k3, no padding): (N, 1, 33, 33) -> (N, 8, 31, 31); `first_conv`.
     public let firstConv: Conv2d
     /// Batch norm after the first conv (strong recipe only).
     public let firstNorm: BatchNorm?
+    /// The four convolutions with their ReLUs and poolings (and batch norms): (N, 8, 31, 31) -> (N, 128, 1, 1);
+    /// `convs`.
     public let convs: Sequential
+    /// Linear 128 -> 32 -> 10 with a ReLU (and dropout): (N, 128) -> (N, 10); `head`.
     public let head: Sequential
+    /// The input this model takes: (N, 1, side, side).
     public let side = 33
 
     /// - Parameters:

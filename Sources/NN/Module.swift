@@ -10,13 +10,16 @@ public final class Parameter {
     /// Incremented by every change of the values, so derived tensors (expanded filters) know when to rebuild.
     public private(set) var version = 0
 
+    /// A parameter holding a copy of `initial`, detached from any graph, as a leaf that requires a gradient.
     public init(_ initial: Tensor<Float>) {
         value = initial.detached().requiringGradient()
     }
 
+    /// The shape of the values.
     public var shape: [Int] { value.shape }
     /// The gradient accumulated by the last backward passes, or nil.
     public var grad: Tensor<Float>? { value.grad }
+    /// Clears the accumulated gradient.
     public func zeroGradient() { value.zeroGradient() }
 
     /// Replaces the values (same count), keeping the identity. Precondition: matching element count.
@@ -34,7 +37,9 @@ public final class Parameter {
 
 /// A tensor a module keeps that is not learned (running statistics of batch norm); saved with the parameters.
 public final class Buffer {
+    /// The values (no gradient).
     public var value: Tensor<Float>
+    /// A buffer holding `value`.
     public init(_ value: Tensor<Float>) { self.value = value }
 }
 
@@ -42,14 +47,19 @@ public final class Buffer {
 
 /// An input whose shape a layer cannot take.
 public struct ShapeError: Error, CustomStringConvertible {
+    /// The layer, as it describes itself (`Conv2d(1, 8)`).
     public let layer: String
+    /// The shape the layer takes, in words (`(N, 1, 33, 33)`).
     public let expected: String
+    /// The shape it was given.
     public let given: [Int]
+    /// An error for `layer`, which expected `expected` and was given `given`.
     public init(layer: String, expected: String, given: [Int]) {
         self.layer = layer
         self.expected = expected
         self.given = given
     }
+    /// `<layer>: expected an input of shape <expected>, got <given>`.
     public var description: String { "\(layer): expected an input of shape \(expected), got \(given)" }
 }
 
@@ -80,6 +90,7 @@ open class Module {
     /// True in training mode (the default); layers such as dropout and batch norm behave differently in eval mode.
     public private(set) var isTraining = true
 
+    /// A module in training mode with nothing registered yet; subclasses store their layers and parameters.
     public init() {}
 
     /// State-dict names of stored properties whose Swift name is not the PyTorch name: property name -> name
@@ -226,12 +237,15 @@ open class Module {
 
 /// Runs its children in order; they are named "0", "1", ... as in PyTorch.
 public final class Sequential: Module {
+    /// The layers, run in order; children "0", "1", ...
     public let layers: [Module]
 
+    /// A container running `layers` in order: (input) -> layers[0] -> layers[1] -> ...
     public init(_ layers: [Module]) {
         self.layers = layers
     }
 
+    /// A container running the layers in the order given.
     public convenience init(_ layers: Module...) { self.init(layers) }
 
     override public var children: [(name: String, module: Module)] {

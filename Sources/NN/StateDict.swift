@@ -3,13 +3,18 @@ import Foundation
 
 /// Names and shapes that do not fit when loading parameters into a module. Nothing is changed when it is thrown.
 public struct StateDictError: Error, CustomStringConvertible {
+    /// Where the tensors came from (a file name or "state dict").
     public var source: String
+    /// Names the module has and the source lacks.
     public var missing: [String] = []
+    /// Names the source has and the module lacks.
     public var unexpected: [String] = []
     /// name: expected shape vs given shape
     public var mismatched: [(name: String, expected: [Int], given: [Int])] = []
+    /// Any other problem, in words.
     public var other: String? = nil
 
+    /// An error about `source` listing what does not fit.
     public init(source: String, missing: [String] = [], unexpected: [String] = [],
                 mismatched: [(name: String, expected: [Int], given: [Int])] = [], other: String? = nil) {
         self.source = source
@@ -29,6 +34,7 @@ public struct StateDictError: Error, CustomStringConvertible {
         return parts
     }
 
+    /// The source and one indented line per kind of misfit.
     public var description: String {
         (["\(source): the parameters do not fit the model"] + listing).joined(separator: "\n  ")
     }

@@ -49,19 +49,19 @@ public struct ModelSummary: CustomStringConvertible, Sendable {
             return out
         }
         // Tree prefixes: "│ " where an ancestor has later siblings, "  " where it was the last one.
-        var open: [Bool] = []
+        var openAncestors: [Bool] = []
         var labels: [String] = []
         for row in rows {
             if row.depth == 0 {
                 labels.append(row.type)
-                open = []
+                openAncestors = []
                 continue
             }
-            open = Array(open.prefix(row.depth - 1))
-            let indent = open.map { $0 ? "│ " : "  " }.joined()
+            openAncestors = Array(openAncestors.prefix(row.depth - 1))
+            let indent = openAncestors.map { $0 ? "│ " : "  " }.joined()
             labels.append(indent + (row.isLastChild ? "└─" : "├─") + "\(row.name.split(separator: ".").last ?? "")"
                           + " (\(row.type))")
-            open.append(!row.isLastChild)
+            openAncestors.append(!row.isLastChild)
         }
         let shapes = rows.map { $0.outputShape.map { "\($0)" } ?? "--" }
         let counts = rows.map { $0.parameterCount > 0 ? grouped($0.parameterCount) : "--" }

@@ -16,9 +16,13 @@ func groupFilterParameters(shape: [Int], bias: Bool, generator: inout SeededRand
 /// shared over the group axis, and the filters of the equivalent plain convolution expanded from them (cached in
 /// evaluation mode). Subclasses give the expansion of the weight and the forward pass.
 public class GroupFilterConv2d: Module {
+    /// The group the filters are transformed by.
     public let group: PlanarGroup
+    /// The filters on the group: (out, in, k, k) for lifting, (out, in, |G|, k, k) for group convolutions.
     public let weight: Parameter
+    /// Bias (out), shared over the group axis; nil without bias.
     public let bias: Parameter?
+    /// Channel counts, the square kernel side, and zero padding on every side.
     public let inChannels: Int, outChannels: Int, kernelSize: Int, padding: Int
     private var cache = ExpandedFilterCache()
     private var expansion = FilterExpansion()
@@ -144,7 +148,9 @@ public final class GroupConv2d: GroupFilterConv2d {
 /// Pools a group feature map (N, C, |G|, H, W) to an invariant image (N, C, H, W): the |G| transforms of the map
 /// are concatenated along the group axis and averaged over it.
 public final class GroupPooling: Module {
+    /// The group pooled over.
     public let group: PlanarGroup
+    /// Pooling over `group` (C4 by default).
     public init(group: PlanarGroup = .c4) { self.group = group }
 
     override public func forward(_ input: Tensor<Float>) throws -> Tensor<Float> {
@@ -167,8 +173,11 @@ public final class GroupPooling: Module {
 /// weights, the centre and the ring of its 8 neighbours. Image -> image, equivariant to rotations and flips.
 /// Weight (out, in, 2): [..., 0] centre, [..., 1] ring.
 public final class IsotropicConv2d: Module {
+    /// Weight (out, in, 2): [..., 0] the centre, [..., 1] the ring of each 3x3 filter.
     public let weight: Parameter
+    /// Bias (out); nil without bias.
     public let bias: Parameter?
+    /// Channel counts and zero padding on every side.
     public let inChannels: Int, outChannels: Int, padding: Int
 
     /// Weight N(0, 1/sqrt(in * out)), bias N(0, 1).

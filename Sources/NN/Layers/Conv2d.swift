@@ -3,9 +3,13 @@ import Autograd
 /// 2-D convolution (cross-correlation) in NCHW: (N, inChannels, H, W) -> (N, outChannels, H', W').
 /// Weight (out, in, k, k) and bias (out) as in PyTorch.
 public final class Conv2d: Module {
+    /// Weight (out, in, k, k).
     public let weight: Parameter
+    /// Bias (out); nil without bias.
     public let bias: Parameter?
+    /// Channel counts and the square kernel side.
     public let inChannels: Int, outChannels: Int, kernelSize: Int
+    /// Stride, zero padding on every side, and dilation, the same along both axes.
     public let stride: Int, padding: Int, dilation: Int
 
     /// PyTorch's default initialisation: uniform in +-1/sqrt(in * k * k) for weight and bias.

@@ -2,8 +2,11 @@ import Autograd
 
 /// y = x W^T + b. Input (N, inFeatures) -> output (N, outFeatures). Weight (out, in) as in PyTorch.
 public final class Linear: Module {
+    /// Weight (out, in).
     public let weight: Parameter
+    /// Bias (out); nil without bias.
     public let bias: Parameter?
+    /// Input and output sizes.
     public let inFeatures: Int, outFeatures: Int
 
     /// PyTorch's default initialisation: weight and bias uniform in +-1/sqrt(inFeatures).

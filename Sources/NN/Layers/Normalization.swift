@@ -8,12 +8,19 @@ import Autograd
 /// `cumulativeAverage` is on (PyTorch's momentum=None); evaluation mode uses the running statistics. Parameters
 /// `weight` (gamma) and `bias` (beta) of shape (C); buffers `running_mean`, `running_var`.
 public final class BatchNorm: Module {
+    /// The size C of axis 1.
     public let channels: Int
+    /// Added to the variance before the square root.
     public let epsilon: Float
+    /// Weight of the new batch in the running statistics (PyTorch's momentum).
     public let momentum: Float
+    /// Scale gamma (C), initially 1.
     public let weight: Parameter
+    /// Shift beta (C), initially 0.
     public let bias: Parameter
+    /// Running mean (C), `running_mean`.
     public let runningMean: Buffer
+    /// Running unbiased variance (C), `running_var`.
     public let runningVariance: Buffer
     /// When true, training-mode batches update the running statistics as a plain average of all batches since the
     /// last `resetRunningStatistics()` instead of the exponential average with `momentum`.
@@ -21,6 +28,7 @@ public final class BatchNorm: Module {
     /// Batches averaged since the last reset (for `cumulativeAverage`).
     private var averagedBatches = 0
 
+    /// Batch norm over `channels` channels: gamma 1, beta 0, running mean 0 and variance 1.
     public init(_ channels: Int, epsilon: Float = 1e-5, momentum: Float = 0.1) {
         self.channels = channels
         self.epsilon = epsilon
@@ -238,9 +246,11 @@ extension Module {
 /// Zeroes each element with probability `p` in training mode and scales the rest by 1 / (1 - p); the identity in
 /// evaluation mode.
 public final class Dropout: Module {
+    /// The probability p of zeroing an element, in [0, 1).
     public let probability: Double
     private var generator = SeededRandom(seed: 0)
 
+    /// Dropout with probability `probability`; its random stream starts from seed 0 until `reseed`.
     public init(_ probability: Double) {
         precondition((0..<1).contains(probability), "Dropout: probability \(probability) not in [0, 1)")
         self.probability = probability

@@ -2,8 +2,10 @@ import Autograd
 
 /// Max pooling over the last two axes of (N, C, H, W).
 public final class MaxPool2d: Module {
+    /// Square window side, step, and -inf padding on every side.
     public let kernelSize: Int, stride: Int, padding: Int
 
+    /// Pooling with a `kernelSize` window and `stride` (the kernel size when nil).
     public init(kernelSize: Int, stride: Int? = nil, padding: Int = 0) {
         self.kernelSize = kernelSize
         self.stride = stride ?? kernelSize
@@ -23,8 +25,10 @@ public final class MaxPool2d: Module {
 /// Max pooling over the last three axes of (N, C, D, H, W); with kernel (1, k, k) it pools each plane of a group
 /// feature map separately, which keeps equivariance.
 public final class MaxPool3d: Module {
+    /// Window, step and -inf padding as (depth, height, width).
     public let kernelSize: (Int, Int, Int), stride: (Int, Int, Int), padding: (Int, Int, Int)
 
+    /// Pooling with a `kernelSize` window and `stride` (the kernel size when nil).
     public init(kernelSize: (Int, Int, Int), stride: (Int, Int, Int)? = nil, padding: (Int, Int, Int) = (0, 0, 0)) {
         self.kernelSize = kernelSize
         self.stride = stride ?? kernelSize

@@ -80,12 +80,18 @@ struct MomentBuffers {
 /// p *= 1 - lr * wd; m = b1 m + (1 - b1) g; v = b2 v + (1 - b2) g^2;
 /// p -= (lr / (1 - b1^t)) * m / (sqrt(v) / sqrt(1 - b2^t) + eps).
 public final class AdamW: Optimizer {
+    /// The parameters updated, by `state_dict` name (the names key the moment buffers).
     public let parameters: [(name: String, parameter: Parameter)]
+    /// The step size lr; schedules set it before each step.
     public var learningRate: Double
+    /// The moment decay rates, the denominator's epsilon and the decoupled weight decay, as PyTorch names them.
     public let beta1: Double, beta2: Double, epsilon: Double, weightDecay: Double
+    /// Steps taken; the bias corrections use it.
     public private(set) var stepCount = 0
     private var moments = MomentBuffers()
 
+    /// AdamW over named parameters, with PyTorch's defaults (lr 1e-3, betas 0.9 and 0.999, eps 1e-8, weight decay
+    /// 1e-2).
     public init(parameters: [(name: String, parameter: Parameter)], learningRate: Double = 1e-3,
                 beta1: Double = 0.9, beta2: Double = 0.999, epsilon: Double = 1e-8, weightDecay: Double = 1e-2) {
         self.parameters = parameters
@@ -111,6 +117,7 @@ public final class AdamW: Optimizer {
                   epsilon: epsilon, weightDecay: weightDecay)
     }
 
+    /// One AdamW update of every parameter that has a gradient.
     public func step() {
         stepCount += 1
         let t = Double(stepCount)
@@ -172,10 +179,12 @@ public final class AdamW: Optimizer {
         }
     }
 
+    /// The moment buffers, `exp_avg.<name>` and `exp_avg_sq.<name>`, shaped as their parameters.
     public func stateTensors() -> [String: Tensor<Float>] {
         moments.tensors(parameters, kinds: ["exp_avg", "exp_avg_sq"])
     }
 
+    /// Restores moment buffers saved by `stateTensors` and the step count; throws on unknown names or shapes.
     public func loadState(_ tensors: [String: Tensor<Float>], stepCount: Int) throws {
         moments = try MomentBuffers.load(tensors, parameters: parameters, kinds: ["exp_avg", "exp_avg_sq"],
                                          optimizer: "AdamW")
@@ -188,12 +197,17 @@ public final class AdamW: Optimizer {
 /// Stochastic gradient descent with momentum and (coupled) weight decay, as `torch.optim.SGD`:
 /// g += wd p; b = momentum b + g (b = g on the first step); p -= lr b.
 public final class SGD: Optimizer {
+    /// The parameters updated, by `state_dict` name (the names key the momentum buffers).
     public let parameters: [(name: String, parameter: Parameter)]
+    /// The step size lr; schedules set it before each step.
     public var learningRate: Double
+    /// Momentum (0: none) and coupled weight decay, as PyTorch names them.
     public let momentum: Double, weightDecay: Double
+    /// Steps taken.
     public private(set) var stepCount = 0
     private var moments = MomentBuffers()
 
+    /// SGD over named parameters with learning rate `learningRate`, `momentum` and `weightDecay` (both 0 by default).
     public init(parameters: [(name: String, parameter: Parameter)], learningRate: Double, momentum: Double = 0,
                 weightDecay: Double = 0) {
         self.parameters = parameters
@@ -215,6 +229,7 @@ public final class SGD: Optimizer {
                   weightDecay: weightDecay)
     }
 
+    /// One SGD update of every parameter that has a gradient.
     public func step() {
         stepCount += 1
         let lr = Float(learningRate), mu = Float(momentum), wd = Float(weightDecay)
@@ -238,8 +253,10 @@ public final class SGD: Optimizer {
         }
     }
 
+    /// The momentum buffers, `momentum_buffer.<name>`, shaped as their parameters.
     public func stateTensors() -> [String: Tensor<Float>] { moments.tensors(parameters, kinds: ["momentum_buffer"]) }
 
+    /// Restores momentum buffers saved by `stateTensors` and the step count; throws on unknown names or shapes.
     public func loadState(_ tensors: [String: Tensor<Float>], stepCount: Int) throws {
         moments = try MomentBuffers.load(tensors, parameters: parameters, kinds: ["momentum_buffer"], optimizer: "SGD")
         self.stepCount = stepCount
@@ -257,6 +274,7 @@ public enum LearningRateSchedule: Sendable, Equatable {
     /// Multiplies the rate by `gamma` every `every` steps.
     case step(every: Int, gamma: Double)
 
+    /// The learning rate at `step` (0-based) of `totalSteps` for base rate `base`.
     public func rate(base: Double, step: Int, totalSteps: Int) -> Double {
         switch self {
         case .constant:
