@@ -24,8 +24,11 @@ import Darwin
 
 /// Element types supported by the reader and writer.
 public enum SafetensorsDType: String, Sendable {
+    /// 32-bit floats, "F32".
     case f32 = "F32"
+    /// 64-bit floats, "F64".
     case f64 = "F64"
+    /// 64-bit signed integers, "I64" (PyTorch's `num_batches_tracked`).
     case i64 = "I64"
 
     /// Size of one element in bytes.
@@ -39,8 +42,11 @@ public enum SafetensorsDType: String, Sendable {
 
 /// The flat, row-major values of one tensor, in their stored element type.
 public enum SafetensorsValues: Sendable, Equatable {
+    /// F32 values.
     case f32([Float])
+    /// F64 values.
     case f64([Double])
+    /// I64 values.
     case i64([Int64])
 
     /// Number of elements.

@@ -28,10 +28,14 @@ public class GroupEquivariantCNN: Module {
     /// The input this model takes: (N, 1, side, side).
     public let side = 33
 
+    /// The network over `group`, its parameters drawn from `generator`.
+    ///
     /// - Parameters:
+    ///   - group: C4 (the C4CNN) or D4 (the D4CNN).
     ///   - batchNorm: insert batch norm (statistics shared over the group axis) after every convolution, before
     ///     its ReLU — the strong recipe. The original model has none.
     ///   - dropout: dropout probability before each hidden linear layer of the head (0: none).
+    ///   - generator: the source of the initial parameters.
     public init(group: PlanarGroup, batchNorm: Bool = false, dropout: Double = 0, generator: inout SeededRandom) {
         self.group = group
         liftingconv = LiftingConv2d(1, 8, kernelSize: 3, padding: 1, group: group, generator: &generator)
@@ -60,6 +64,7 @@ public class GroupEquivariantCNN: Module {
         ["liftingNorm": "lifting_norm", "groupconvEncoder": "groupconv_encoder"]
     }
 
+    /// (N, 1, 33, 33) images -> (N, 10) logits, invariant to the group; a `ShapeError` for any other shape.
     override public func forward(_ input: Tensor<Float>) throws -> Tensor<Float> {
         guard input.rank == 4, input.shape[1] == 1, input.shape[2] == side, input.shape[3] == side else {
             throw ShapeError(layer: "\(type(of: self))", expected: "(N, 1, \(side), \(side))", given: input.shape)

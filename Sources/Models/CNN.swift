@@ -20,7 +20,10 @@ public final class CNN: Module {
     /// The input this model takes: (N, 1, side, side).
     public let side = 33
 
+    /// The CNN with parameters drawn from `seed`.
+    ///
     /// - Parameters:
+    ///   - seed: seeds the generator of the initial parameters.
     ///   - batchNorm: batch norm after every convolution, before its ReLU (the strong recipe).
     ///   - dropout: dropout probability before the hidden linear layer (0: none).
     public init(seed: UInt64 = 0, batchNorm: Bool = false, dropout: Double = 0) {
@@ -45,6 +48,7 @@ public final class CNN: Module {
     /// The PyTorch names of the properties whose Swift names differ; the rest are registered under their own.
     override public var stateDictNames: [String: String] { ["firstConv": "first_conv", "firstNorm": "first_norm"] }
 
+    /// (N, 1, 33, 33) images -> (N, 10) logits; a `ShapeError` for any other shape.
     override public func forward(_ input: Tensor<Float>) throws -> Tensor<Float> {
         guard input.rank == 4, input.shape[1] == 1, input.shape[2] == side, input.shape[3] == side else {
             throw ShapeError(layer: "CNN", expected: "(N, 1, \(side), \(side))", given: input.shape)
@@ -58,6 +62,7 @@ public final class CNN: Module {
 
 /// The models of the experiment by name, as the command line gives them.
 public enum ModelName: String, CaseIterable, Sendable {
+    /// `C4CNN`, `CNN` and `D4CNN`.
     case c4cnn, cnn, d4cnn
 
     /// A freshly initialised model.

@@ -8,6 +8,7 @@ import Foundation
 public struct PlainLayer: Codable, Equatable, Sendable, CustomStringConvertible {
     /// The layer kinds a plain model holds, by their names in the `architecture` metadata.
     public enum Kind: String, Codable, Sendable {
+        /// `Conv2d`, `ReLU`, `MaxPool2d` ("max_pool2d"), `Flatten`, `Linear`.
         case conv2d, relu, maxPool2d = "max_pool2d", flatten, linear
     }
 
@@ -116,10 +117,12 @@ public final class PlainModel: Module {
         self.layers = layers
     }
 
+    /// The layers, named "0", "1", ...
     override public var children: [(name: String, module: Module)] {
         layers.enumerated().map { ("\($0.offset)", $0.element) }
     }
 
+    /// Runs the layers in order; throws the first layer's `ShapeError`.
     override public func forward(_ input: Tensor<Float>) throws -> Tensor<Float> {
         try layers.reduce(input) { x, layer in
             guard let conv = layer as? Conv2d else { return try layer(x) }

@@ -127,8 +127,8 @@ open class Module {
     }
 
     /// The stored properties of this object, base class first and in declaration order, with their state-dict
-    /// names (``stateDictNames`` applied; unregistered ones left out). The storage of a `lazy var` counts under the
-    /// property's name.
+    /// names (``stateDictNames`` applied; unregistered ones left out). A `lazy var` counts under the property's
+    /// name once it has been accessed.
     private func registeredProperties() -> [(name: String, value: Any)] {
         var mirrors: [Mirror] = []
         var next: Mirror? = Mirror(reflecting: self)
@@ -248,10 +248,12 @@ public final class Sequential: Module {
     /// A container running the layers in the order given.
     public convenience init(_ layers: Module...) { self.init(layers) }
 
+    /// The layers, named "0", "1", ... as in PyTorch.
     override public var children: [(name: String, module: Module)] {
         layers.enumerated().map { ("\($0.offset)", $0.element) }
     }
 
+    /// Runs the layers in order (each called as a function); throws the first layer's `ShapeError`.
     override public func forward(_ input: Tensor<Float>) throws -> Tensor<Float> {
         try layers.reduce(input) { try $1($0) }
     }

@@ -51,7 +51,9 @@ extension Module {
 
     /// Loads parameters by name. All names and shapes are checked first; on any misfit nothing is changed and a
     /// `StateDictError` lists the missing, unexpected and mismatched names.
-    /// - Parameter prefix: only entries starting with it are considered, with it removed (e.g. "param.").
+    /// - Parameters:
+    ///   - stateDict: tensors by dotted name, exactly the names of `stateDict()`.
+    ///   - source: what the error calls the tensors' origin (a file name).
     public func load(stateDict: [String: Tensor<Float>], source: String = "state dict") throws {
         if let error = misfit(of: stateDict, source: source) { throw error }
         let parameters = namedParameters, buffers = namedBuffers

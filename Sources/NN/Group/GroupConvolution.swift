@@ -57,6 +57,7 @@ public class GroupFilterConv2d: Module {
         preconditionFailure("\(type(of: self)) must override expandWeight(_:)")
     }
 
+    /// Drops the cached expanded filters.
     override public func modeDidChange() { cache.clear() }
 }
 
@@ -74,7 +75,7 @@ public final class LiftingConv2d: GroupFilterConv2d {
                    padding: padding, group: group, bias: bias, generator: &generator)
     }
 
-    /// The same layer with its parameters drawn from the global generator (``SeededRandom/manualSeed(_:)``).
+    /// The same layer with its parameters drawn from the global generator (`manualSeed(_:)` of Autograd).
     public convenience init(_ inChannels: Int, _ outChannels: Int, kernelSize: Int, padding: Int = 0,
                             group: PlanarGroup = .c4, bias: Bool = true) {
         let global = GlobalGenerator.shared
@@ -90,6 +91,7 @@ public final class LiftingConv2d: GroupFilterConv2d {
         return try! stacked.rearranged("o g i h w -> (o g) i h w")
     }
 
+    /// (N, in, H, W) -> (N, out, |G|, H', W'); a `ShapeError` for another channel count or a too small image.
     override public func forward(_ input: Tensor<Float>) throws -> Tensor<Float> {
         try checkImageInput(input, channels: inChannels, kernel: kernelSize, padding: padding,
                             layer: "LiftingConv2d(\(inChannels), \(outChannels))")
@@ -114,7 +116,7 @@ public final class GroupConv2d: GroupFilterConv2d {
                    kernelSize: kernelSize, padding: padding, group: group, bias: bias, generator: &generator)
     }
 
-    /// The same layer with its parameters drawn from the global generator (``SeededRandom/manualSeed(_:)``).
+    /// The same layer with its parameters drawn from the global generator (`manualSeed(_:)` of Autograd).
     public convenience init(_ inChannels: Int, _ outChannels: Int, kernelSize: Int, padding: Int = 0,
                             group: PlanarGroup = .c4, bias: Bool = true) {
         let global = GlobalGenerator.shared
@@ -130,6 +132,7 @@ public final class GroupConv2d: GroupFilterConv2d {
         return try! stacked.rearranged("o g i h kh kw -> (o g) (i h) kh kw")
     }
 
+    /// (N, in, |G|, H, W) -> (N, out, |G|, H', W'); a `ShapeError` for any other shape.
     override public func forward(_ input: Tensor<Float>) throws -> Tensor<Float> {
         guard input.rank == 5, input.shape[1] == inChannels, input.shape[2] == group.order,
               input.shape[3] + 2 * padding >= kernelSize, input.shape[4] + 2 * padding >= kernelSize else {
@@ -153,6 +156,7 @@ public final class GroupPooling: Module {
     /// Pooling over `group` (C4 by default).
     public init(group: PlanarGroup = .c4) { self.group = group }
 
+    /// (N, C, |G|, S, S) -> (N, C, S, S), invariant to the group; a `ShapeError` for any other shape.
     override public func forward(_ input: Tensor<Float>) throws -> Tensor<Float> {
         guard input.rank == 5, input.shape[2] == group.order, input.shape[3] == input.shape[4] else {
             throw ShapeError(layer: "GroupPooling(\(group))", expected: "(N, C, \(group.order), S, S)",
@@ -190,7 +194,7 @@ public final class IsotropicConv2d: Module {
                                                     generator: &generator)
     }
 
-    /// The same layer with its parameters drawn from the global generator (``SeededRandom/manualSeed(_:)``).
+    /// The same layer with its parameters drawn from the global generator (`manualSeed(_:)` of Autograd).
     public convenience init(_ inChannels: Int, _ outChannels: Int, padding: Int = 0, bias: Bool = true) {
         let global = GlobalGenerator.shared
         global.lock.lock()
@@ -208,6 +212,7 @@ public final class IsotropicConv2d: Module {
         return centre * centreMask + ring * ringMask
     }
 
+    /// (N, in, H, W) -> (N, out, H', W'); a `ShapeError` for another channel count or a too small image.
     override public func forward(_ input: Tensor<Float>) throws -> Tensor<Float> {
         try checkImageInput(input, channels: inChannels, kernel: 3, padding: padding,
                             layer: "IsotropicConv2d(\(inChannels), \(outChannels))")

@@ -28,7 +28,7 @@ public final class Conv2d: Module {
             : nil
     }
 
-    /// The same layer with its parameters drawn from the global generator (``SeededRandom/manualSeed(_:)``).
+    /// The same layer with its parameters drawn from the global generator (`manualSeed(_:)` of Autograd).
     public convenience init(_ inChannels: Int, _ outChannels: Int, kernelSize: Int, stride: Int = 1,
                             padding: Int = 0, dilation: Int = 1, bias: Bool = true) {
         let global = GlobalGenerator.shared
@@ -38,6 +38,7 @@ public final class Conv2d: Module {
                   dilation: dilation, bias: bias, generator: &global.generator)
     }
 
+    /// (N, in, H, W) -> (N, out, H', W'); a `ShapeError` for another channel count or a too small image.
     override public func forward(_ input: Tensor<Float>) throws -> Tensor<Float> {
         try checkImageInput(input, channels: inChannels, kernel: kernelSize, padding: padding, dilation: dilation,
                             layer: "Conv2d(\(inChannels), \(outChannels))")

@@ -59,6 +59,8 @@ public final class BatchNorm: Module {
         return (scale, (0..<channels).map { beta[$0] - mean[$0] * scale[$0] })
     }
 
+    /// (N, C, ...) -> the same shape, normalised per channel (batch statistics in training mode, running ones in
+    /// evaluation mode).
     override public func forward(_ input: Tensor<Float>) throws -> Tensor<Float> {
         guard input.rank >= 2, input.shape[1] == channels else {
             throw ShapeError(layer: "BatchNorm(\(channels))", expected: "(N, \(channels), ...)", given: input.shape)
@@ -256,8 +258,10 @@ public final class Dropout: Module {
         self.probability = probability
     }
 
+    /// Restarts the dropout mask stream from `seed`.
     override public func reseed(_ seed: UInt64) { generator = SeededRandom(seed: seed) }
 
+    /// Same shape as the input: masked and rescaled in training mode, unchanged in evaluation mode.
     override public func forward(_ input: Tensor<Float>) throws -> Tensor<Float> {
         guard isTraining, probability > 0 else { return input }
         let keep = Float(1 / (1 - probability))

@@ -12,6 +12,7 @@ public final class MaxPool2d: Module {
         self.padding = padding
     }
 
+    /// (N, C, H, W) -> (N, C, H', W'), H' = floor((H + 2 padding - kernel) / stride) + 1.
     override public func forward(_ input: Tensor<Float>) throws -> Tensor<Float> {
         guard input.rank == 4, input.shape[2] + 2 * padding >= kernelSize, input.shape[3] + 2 * padding >= kernelSize
         else {
@@ -35,6 +36,7 @@ public final class MaxPool3d: Module {
         self.padding = padding
     }
 
+    /// (N, C, D, H, W) -> (N, C, D', H', W'), each floor((size + 2 padding - kernel) / stride) + 1.
     override public func forward(_ input: Tensor<Float>) throws -> Tensor<Float> {
         guard input.rank == 5, input.shape[2] + 2 * padding.0 >= kernelSize.0,
               input.shape[3] + 2 * padding.1 >= kernelSize.1, input.shape[4] + 2 * padding.2 >= kernelSize.2
