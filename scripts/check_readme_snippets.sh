@@ -4,12 +4,13 @@
 # Package.swift block (the untagged ``` block that starts with "// swift-tools-version") against this checkout under
 # the folder name it uses.
 # Fails on the first snippet that does not compile or exits non-zero.
-#   SNIPPETS_DIR  where the generated package goes (default .build/readme-snippets; its sources are rewritten
-#                 every run, its build folder is kept so that reruns build only what changed)
+#   SNIPPETS_DIR  where the generated packages go (default $TMPDIR/groupconv-readme-snippets, outside the checkout;
+#                 their sources are rewritten every run, the build folder is kept so that reruns build only what
+#                 changed)
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 README="$ROOT/README.md"
-WORK="${SNIPPETS_DIR:-$ROOT/.build/readme-snippets}"
+WORK="${SNIPPETS_DIR:-${TMPDIR:-/tmp}/groupconv-readme-snippets}"
 PACKAGE="$WORK/snippets"
 IDENTITY="$(basename "$ROOT")"   # a path dependency is known by its folder's name
 
