@@ -17,10 +17,13 @@ final class OptimizerConstructionTests: XCTestCase {
     func testAdamWFromAModuleOrParametersStepsAsTheNamedForm() throws {
         let named = try modelWithGradient(seed: 4), fromModule = try modelWithGradient(seed: 4)
         let fromList = try modelWithGradient(seed: 4)
+        let torchModule = try modelWithGradient(seed: 4), torchList = try modelWithGradient(seed: 4)
         let optimizers: [Optimizer] = [
             AdamW(parameters: named.namedParameters, learningRate: 0.01),
             AdamW(fromModule, learningRate: 0.01),
             AdamW(fromList.parameters(), learningRate: 0.01),
+            AdamW(torchModule, lr: 0.01),
+            AdamW(torchList.parameters(), lr: 0.01),
         ]
         optimizers.forEach { $0.step() }
         XCTAssertEqual(optimizers[1].parameters.map(\.name), named.namedParameters.map(\.name))
@@ -29,6 +32,8 @@ final class OptimizerConstructionTests: XCTestCase {
         XCTAssertNotEqual(expected, try modelWithGradient(seed: 4).parameters().map(\.value.scalars))
         XCTAssertEqual(fromModule.parameters().map(\.value.scalars), expected)
         XCTAssertEqual(fromList.parameters().map(\.value.scalars), expected)
+        XCTAssertEqual(torchModule.parameters().map(\.value.scalars), expected)
+        XCTAssertEqual(torchList.parameters().map(\.value.scalars), expected)
     }
 
     func testSGDFromAModuleOrParameters() throws {
@@ -38,6 +43,11 @@ final class OptimizerConstructionTests: XCTestCase {
         SGD(fromModule, learningRate: 0.1, momentum: 0.9).step()
         let list = SGD(fromList.parameters(), learningRate: 0.1, momentum: 0.9)
         list.step()
+        let torchModule = try modelWithGradient(seed: 5), torchList = try modelWithGradient(seed: 5)
+        SGD(torchModule, lr: 0.1, momentum: 0.9).step()
+        SGD(torchList.parameters(), lr: 0.1, momentum: 0.9).step()
+        XCTAssertEqual(torchModule.parameters().map(\.value.scalars), named.parameters().map(\.value.scalars))
+        XCTAssertEqual(torchList.parameters().map(\.value.scalars), named.parameters().map(\.value.scalars))
         XCTAssertEqual(fromModule.parameters().map(\.value.scalars), named.parameters().map(\.value.scalars))
         XCTAssertEqual(fromList.parameters().map(\.value.scalars), named.parameters().map(\.value.scalars))
         XCTAssertEqual(list.stateTensors().keys.sorted(), (0..<4).map { "momentum_buffer.\($0)" })

@@ -117,6 +117,19 @@ public final class AdamW: Optimizer {
                   epsilon: epsilon, weightDecay: weightDecay)
     }
 
+    /// PyTorch's spelling, `AdamW(model, lr: 1e-3)`: the same as `AdamW(model, learningRate: 1e-3)`.
+    public convenience init(_ module: Module, lr: Double, beta1: Double = 0.9, beta2: Double = 0.999,
+                            epsilon: Double = 1e-8, weightDecay: Double = 1e-2) {
+        self.init(module, learningRate: lr, beta1: beta1, beta2: beta2, epsilon: epsilon, weightDecay: weightDecay)
+    }
+
+    /// PyTorch's spelling, `AdamW(model.parameters(), lr: 1e-3)`: the same as the `learningRate:` form.
+    public convenience init(_ parameters: [Parameter], lr: Double, beta1: Double = 0.9, beta2: Double = 0.999,
+                            epsilon: Double = 1e-8, weightDecay: Double = 1e-2) {
+        self.init(parameters, learningRate: lr, beta1: beta1, beta2: beta2, epsilon: epsilon,
+                  weightDecay: weightDecay)
+    }
+
     /// One AdamW update of every parameter that has a gradient.
     public func step() {
         stepCount += 1
@@ -227,6 +240,16 @@ public final class SGD: Optimizer {
                             weightDecay: Double = 0) {
         self.init(parameters: numbered(parameters), learningRate: learningRate, momentum: momentum,
                   weightDecay: weightDecay)
+    }
+
+    /// PyTorch's spelling, `SGD(model, lr: 0.1)`: the same as `SGD(model, learningRate: 0.1)`.
+    public convenience init(_ module: Module, lr: Double, momentum: Double = 0, weightDecay: Double = 0) {
+        self.init(module, learningRate: lr, momentum: momentum, weightDecay: weightDecay)
+    }
+
+    /// PyTorch's spelling, `SGD(model.parameters(), lr: 0.1)`: the same as the `learningRate:` form.
+    public convenience init(_ parameters: [Parameter], lr: Double, momentum: Double = 0, weightDecay: Double = 0) {
+        self.init(parameters, learningRate: lr, momentum: momentum, weightDecay: weightDecay)
     }
 
     /// One SGD update of every parameter that has a gradient.
