@@ -19,7 +19,8 @@ mkdir -p "$PACKAGE/Sources"
 
 # One target per ```swift block: Sources/SnippetN/main.swift.
 count=$(awk -v out="$PACKAGE/Sources" '
-    /^```swift[[:space:]]*$/ { n++; inside = 1; dir = out "/Snippet" n; system("mkdir -p " dir); file = dir "/main.swift"; next }
+    /^```swift[[:space:]]*$/ {
+        n++; inside = 1; dir = out "/Snippet" n; system("mkdir -p \"" dir "\""); file = dir "/main.swift"; next }
     /^```/ && inside { inside = 0; close(file); next }
     inside { print > file }
     END { print n + 0 }' "$README")
@@ -68,7 +69,8 @@ if [ -s "$WORK/Package.swift.readme" ]; then
     echo "[snippets] README's Package.swift: resolving against this checkout as ../$folder"
     (cd "$manifest_dir/$app" && swift package describe > /dev/null)
 else
-    echo "[snippets] README.md has no Package.swift block (an untagged \`\`\` block starting with // swift-tools-version)" >&2
+    echo "[snippets] README.md has no Package.swift block (an untagged \`\`\` block starting with" \
+        "// swift-tools-version)" >&2
     exit 1
 fi
 

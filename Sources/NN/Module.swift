@@ -102,7 +102,9 @@ open class Module {
     open var localParameters: [(name: String, parameter: Parameter)] {
         registeredProperties().flatMap { name, value -> [(name: String, parameter: Parameter)] in
             if let parameter = value as? Parameter { return [(name, parameter)] }
-            if let list = value as? [Parameter] { return list.enumerated().map { ("\(name).\($0.offset)", $0.element) } }
+            if let list = value as? [Parameter] {
+                return list.enumerated().map { ("\(name).\($0.offset)", $0.element) }
+            }
             return []
         }
     }
@@ -112,7 +114,9 @@ open class Module {
     open var localBuffers: [(name: String, buffer: Buffer)] {
         registeredProperties().flatMap { name, value -> [(name: String, buffer: Buffer)] in
             if let buffer = value as? Buffer { return [(name, buffer)] }
-            if let list = value as? [Buffer] { return list.enumerated().map { ("\(name).\($0.offset)", $0.element) } }
+            if let list = value as? [Buffer] {
+                return list.enumerated().map { ("\(name).\($0.offset)", $0.element) }
+            }
             return []
         }
     }
@@ -121,7 +125,9 @@ open class Module {
     open var children: [(name: String, module: Module)] {
         registeredProperties().flatMap { name, value -> [(name: String, module: Module)] in
             if let module = value as? Module { return module === self ? [] : [(name, module)] }
-            if let list = value as? [Module] { return list.enumerated().map { ("\(name).\($0.offset)", $0.element) } }
+            if let list = value as? [Module] {
+                return list.enumerated().map { ("\(name).\($0.offset)", $0.element) }
+            }
             return []
         }
     }

@@ -59,8 +59,8 @@ public struct ModelSummary: CustomStringConvertible, Sendable {
             }
             openAncestors = Array(openAncestors.prefix(row.depth - 1))
             let indent = openAncestors.map { $0 ? "│ " : "  " }.joined()
-            labels.append(indent + (row.isLastChild ? "└─" : "├─") + "\(row.name.split(separator: ".").last ?? "")"
-                          + " (\(row.type))")
+            let localName = row.name.split(separator: ".").last ?? ""
+            labels.append(indent + (row.isLastChild ? "└─" : "├─") + "\(localName) (\(row.type))")
             openAncestors.append(!row.isLastChild)
         }
         let shapes = rows.map { $0.outputShape.map { "\($0)" } ?? "--" }
@@ -73,8 +73,8 @@ public struct ModelSummary: CustomStringConvertible, Sendable {
             String(repeating: " ", count: max(width - s.count, 0)) + s
         }
         let rule = String(repeating: "=", count: nameWidth + shapeWidth + countWidth)
-        var lines = [rule, pad("Layer (type)", nameWidth) + pad("Output Shape", shapeWidth) + padLeft("Param #", countWidth),
-                     rule]
+        let header = pad("Layer (type)", nameWidth) + pad("Output Shape", shapeWidth) + padLeft("Param #", countWidth)
+        var lines = [rule, header, rule]
         for i in rows.indices {
             lines.append(pad(labels[i], nameWidth) + pad(shapes[i], shapeWidth) + padLeft(counts[i], countWidth))
         }
