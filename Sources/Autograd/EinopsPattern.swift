@@ -18,12 +18,14 @@ public struct EinopsError: Error, CustomStringConvertible, Sendable {
     /// What is wrong, in words.
     public let reason: String
 
+    /// An error for `operation` ("rearrange", "repeat", "reduce") on `pattern`, with the reason.
     public init(operation: String, pattern: String, reason: String) {
         self.operation = operation
         self.pattern = pattern
         self.reason = reason
     }
 
+    /// `einops <operation> "<pattern>": <reason>`.
     public var description: String { "einops \(operation) \"\(pattern)\": \(reason)" }
 }
 

@@ -27,6 +27,7 @@ public struct SeededRandom: RandomNumberGenerator, Sendable {
         self.state = state
     }
 
+    /// The next 64 random bits of the stream (xoshiro256**).
     public mutating func next() -> UInt64 {
         let result = rotl(state[1] &* 5, 7) &* 9
         let t = state[1] << 17
@@ -70,3 +71,45 @@ public struct SeededRandom: RandomNumberGenerator, Sendable {
 
     private func rotl(_ x: UInt64, _ k: UInt64) -> UInt64 { (x << k) | (x >> (64 - k)) }
 }
+
+// MARK: - The global generator
+
+/// The process-wide generator that layers draw their initial parameters from when no generator is passed
+/// (`Linear(4, 8)`), as PyTorch's default generator.
+///
+/// It starts from ``SeededRandom/defaultGlobalSeed`` in every process, so a program that builds the same layers in
+/// the same order gets the same parameters on every run; ``manualSeed(_:)`` restarts it (`torch.manual_seed`).
+/// Access is serialised by a lock, but layers built on several threads at once draw in an unspecified order: pass an
+/// explicit generator (`generator: &g`) where that matters.
+package final class GlobalGenerator: @unchecked Sendable {
+    package static let shared = GlobalGenerator()
+    /// Held while a layer draws from `generator`.
+    package let lock = NSLock()
+    package var generator = SeededRandom(seed: SeededRandom.defaultGlobalSeed)
+}
+
+extension SeededRandom {
+    /// The seed the global generator starts from in every process: 0.
+    public static let defaultGlobalSeed: UInt64 = 0
+
+    /// Restarts the global generator (the one layers use when no generator is passed) from `seed`.
+    public static func manualSeed(_ seed: UInt64) {
+        let global = GlobalGenerator.shared
+        global.lock.lock()
+        defer { global.lock.unlock() }
+        global.generator = SeededRandom(seed: seed)
+    }
+
+    /// Runs `body` with the global generator, holding its lock; `body` must not build layers that draw from the
+    /// global generator themselves (that would wait for the lock forever).
+    public static func withGlobal<R>(_ body: (inout SeededRandom) throws -> R) rethrows -> R {
+        let global = GlobalGenerator.shared
+        global.lock.lock()
+        defer { global.lock.unlock() }
+        return try body(&global.generator)
+    }
+}
+
+/// Restarts the global generator from `seed`, as `torch.manual_seed`: layers built afterwards without a generator
+/// get the same parameters on every run.
+public func manualSeed(_ seed: UInt64) { SeededRandom.manualSeed(seed) }

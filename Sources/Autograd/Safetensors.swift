@@ -24,8 +24,11 @@ import Darwin
 
 /// Element types supported by the reader and writer.
 public enum SafetensorsDType: String, Sendable {
+    /// 32-bit floats, "F32".
     case f32 = "F32"
+    /// 64-bit floats, "F64".
     case f64 = "F64"
+    /// 64-bit signed integers, "I64" (PyTorch's `num_batches_tracked`).
     case i64 = "I64"
 
     /// Size of one element in bytes.
@@ -39,8 +42,11 @@ public enum SafetensorsDType: String, Sendable {
 
 /// The flat, row-major values of one tensor, in their stored element type.
 public enum SafetensorsValues: Sendable, Equatable {
+    /// F32 values.
     case f32([Float])
+    /// F64 values.
     case f64([Double])
+    /// I64 values.
     case i64([Int64])
 
     /// Number of elements.
@@ -107,6 +113,7 @@ public struct SafetensorsError: Error, CustomStringConvertible, Sendable {
     /// What is wrong.
     public let message: String
 
+    /// An error about `file` (a path or name), described by `message`.
     public init(file: String, message: String) {
         self.file = file
         self.message = message
@@ -117,6 +124,7 @@ public struct SafetensorsError: Error, CustomStringConvertible, Sendable {
 }
 
 extension SafetensorsError: LocalizedError {
+    /// The same text as `description`, for `localizedDescription`.
     public var errorDescription: String? { description }
 }
 
@@ -127,6 +135,7 @@ public struct SafetensorsFile: Sendable {
     /// The `__metadata__` map (empty when the file has none).
     public var metadata: [String: String]
 
+    /// A file of named tensors and string metadata (the `__metadata__` entry), for writing.
     public init(entries: [String: SafetensorsEntry] = [:], metadata: [String: String] = [:]) {
         self.entries = entries
         self.metadata = metadata

@@ -120,6 +120,7 @@ extension Tensor {
     /// Records an op on the tape when gradients are on and some input requires one.
     ///
     /// - Parameters:
+    ///   - result: the op's output, computed without recording.
     ///   - inputs: the op's tensor inputs.
     ///   - vjp: given the gradient of the result (same shape as `result`), returns the gradient for each input, in
     ///     order, or nil where none is needed. A gradient may have a shape that broadcasts to its input's; it is

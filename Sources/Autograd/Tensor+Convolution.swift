@@ -42,7 +42,9 @@ extension Tensor {
     /// - Parameters:
     ///   - weight: (Cout, Cin, kh, kw).
     ///   - bias: (Cout), optional.
-    ///   - stride, padding, dilation: (vertical, horizontal); padding is zeros on both sides.
+    ///   - stride: step (vertical, horizontal).
+    ///   - padding: zeros on both sides (vertical, horizontal).
+    ///   - dilation: spacing of the kernel taps (vertical, horizontal).
     ///   - algorithm: the exact im2col path by default; `.fastest` takes Winograd where it applies.
     /// - Returns: (N, Cout, Hout, Wout) with Hout = floor((H + 2 ph - dh (kh - 1) - 1) / sh) + 1, likewise Wout.
     public func conv2d(weight: Tensor, bias: Tensor? = nil, stride: (Int, Int) = (1, 1),

@@ -6,7 +6,9 @@
 
 /// How `reduced` combines the elements along the axes that its pattern drops.
 public enum EinopsReduction: String, Sendable, CaseIterable {
+    /// The sum of the elements; the gradient is copied to each.
     case sum
+    /// The mean of the elements; each gets the gradient divided by their count.
     case mean
     /// Gradient shared evenly among tied maxima.
     case max

@@ -68,21 +68,30 @@ extension Tensor {
 
     // MARK: Scalar forms
 
+    /// a + s for every element; same shape as `a`. Gradient: g.
     public static func + (a: Tensor, s: Scalar) -> Tensor {
         record(a.applying(.shift(s)), inputs: [a]) { g in [g] }
     }
+    /// s + a for every element; same shape as `a`.
     public static func + (s: Scalar, a: Tensor) -> Tensor { a + s }
+    /// a - s for every element; same shape as `a`.
     public static func - (a: Tensor, s: Scalar) -> Tensor { a + (-s) }
+    /// s - a for every element; same shape as `a`.
     public static func - (s: Scalar, a: Tensor) -> Tensor { (-a) + s }
+    /// a * s for every element; same shape as `a`. Gradient: s g.
     public static func * (a: Tensor, s: Scalar) -> Tensor {
         record(a.applying(.scale(s)), inputs: [a]) { g in [g * s] }
     }
+    /// s * a for every element; same shape as `a`.
     public static func * (s: Scalar, a: Tensor) -> Tensor { a * s }
+    /// a / s for every element; same shape as `a`.
     public static func / (a: Tensor, s: Scalar) -> Tensor { a * (1 / s) }
+    /// s / a for every element; same shape as `a`. Gradient: -g s / a^2.
     public static func / (s: Scalar, a: Tensor) -> Tensor { Tensor(s) / a }
 
     // MARK: Unary
 
+    /// -a for every element; same shape. Gradient: -g.
     public static prefix func - (a: Tensor) -> Tensor {
         record(a.applying(.neg), inputs: [a]) { g in [-g] }
     }

@@ -61,7 +61,9 @@ public struct Tensor<Scalar: TensorScalar> {
 
     // MARK: - Properties
 
+    /// The number of axes (0 for a scalar).
     public var rank: Int { shape.count }
+    /// The number of elements, the product of `shape`.
     public var count: Int { scalars.count }
 
     /// The single element of a tensor with one element.
@@ -118,6 +120,7 @@ public struct Tensor<Scalar: TensorScalar> {
 // MARK: - Printing
 
 extension Tensor: CustomStringConvertible {
+    /// The shape and the elements (abbreviated for large tensors).
     public var description: String {
         let shown = scalars.prefix(8).map { "\($0)" }.joined(separator: ", ")
         return "Tensor<\(Scalar.dtypeName)>(shape: \(shape), [\(shown)\(scalars.count > 8 ? ", ..." : "")])"

@@ -22,7 +22,9 @@ where Self.RawSignificand: FixedWidthInteger {
         a: UnsafePointer<Self>, lda: Int, b: UnsafePointer<Self>, ldb: Int,
         beta: Self, c: UnsafeMutablePointer<Self>, ldc: Int)
 
+    /// e^x of one element.
     static func exp(_ x: Self) -> Self
+    /// The natural logarithm of one element.
     static func log(_ x: Self) -> Self
 
     // MARK: - Kernels (implemented once, generically, in Kernels/)
@@ -149,9 +151,12 @@ where Self.RawSignificand: FixedWidthInteger {
 }
 
 extension Float: TensorScalar {
+    /// "F32".
     public static var dtypeName: String { "F32" }
+    /// True: the Winograd kernels are accurate enough in Float.
     public static var prefersWinograd: Bool { true }
 
+    /// C = alpha op(A) op(B) + beta C through `cblas_sgemm`, row-major.
     public static func gemm(
         transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float,
         a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
@@ -162,14 +167,19 @@ extension Float: TensorScalar {
                     Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
     }
 
+    /// e^x through `expf`.
     @inline(__always) public static func exp(_ x: Float) -> Float { Foundation.expf(x) }
+    /// ln x through `logf`.
     @inline(__always) public static func log(_ x: Float) -> Float { Foundation.logf(x) }
 }
 
 extension Double: TensorScalar {
+    /// "F64".
     public static var dtypeName: String { "F64" }
+    /// False: Double runs the exact im2col path (gradient checks want the direct sums).
     public static var prefersWinograd: Bool { false }
 
+    /// C = alpha op(A) op(B) + beta C through `cblas_dgemm`, row-major.
     public static func gemm(
         transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Double,
         a: UnsafePointer<Double>, lda: Int, b: UnsafePointer<Double>, ldb: Int,
@@ -180,6 +190,8 @@ extension Double: TensorScalar {
                     Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
     }
 
+    /// e^x through `exp`.
     @inline(__always) public static func exp(_ x: Double) -> Double { Foundation.exp(x) }
+    /// ln x through `log`.
     @inline(__always) public static func log(_ x: Double) -> Double { Foundation.log(x) }
 }

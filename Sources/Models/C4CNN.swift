@@ -11,20 +11,31 @@ import NN
 /// Invariant to every element of the group. Parameter names match the original PyTorch module:
 /// `liftingconv.*`, `groupconv_encoder.{0,3,6,9}.*`, `head.{0,2,4}.*`.
 public class GroupEquivariantCNN: Module {
+    /// The group the model is equivariant to (C4 or D4).
     public let group: PlanarGroup
+    /// Lifting convolution 1 -> 8, (N, 1, 33, 33) -> (N, 8, |G|, 33, 33); `liftingconv`.
     public let liftingconv: LiftingConv2d
     /// Batch norm after the lifting conv (strong recipe only).
     public let liftingNorm: BatchNorm?
+    /// The four group convolutions with their ReLUs and poolings (and batch norms):
+    /// (N, 8, |G|, 33, 33) -> (N, 128, |G|, 5, 5); `groupconv_encoder`.
     public let groupconvEncoder: Sequential
-    public let pooling: GroupPooling
+    /// Linear 3200 -> 256 -> 32 -> 10 with ReLUs (and dropouts): (N, 3200) -> (N, 10); `head`.
     public let head: Sequential
+    /// Group pooling between the encoder and the head. Declared after `head` so that it is the last child: the
+    /// children before it keep the positions that seed their dropout streams (`reseed`).
+    public let pooling: GroupPooling
     /// The input this model takes: (N, 1, side, side).
     public let side = 33
 
+    /// The network over `group`, its parameters drawn from `generator`.
+    ///
     /// - Parameters:
+    ///   - group: C4 (the C4CNN) or D4 (the D4CNN).
     ///   - batchNorm: insert batch norm (statistics shared over the group axis) after every convolution, before
     ///     its ReLU — the strong recipe. The original model has none.
     ///   - dropout: dropout probability before each hidden linear layer of the head (0: none).
+    ///   - generator: the source of the initial parameters.
     public init(group: PlanarGroup, batchNorm: Bool = false, dropout: Double = 0, generator: inout SeededRandom) {
         self.group = group
         liftingconv = LiftingConv2d(1, 8, kernelSize: 3, padding: 1, group: group, generator: &generator)
@@ -39,20 +50,21 @@ public class GroupEquivariantCNN: Module {
             if i < 3 { layers.append(MaxPool3d(kernelSize: (1, 3, 3), stride: (1, 2, 2), padding: (0, 1, 1))) }
         }
         groupconvEncoder = Sequential(layers)
-        pooling = GroupPooling(group: group)
         var headLayers: [Module] = []
         if dropout > 0 { headLayers.append(Dropout(dropout)) }
         headLayers += [Linear(128 * 5 * 5, 256, generator: &generator), ReLU()]
         if dropout > 0 { headLayers.append(Dropout(dropout)) }
         headLayers += [Linear(256, 32, generator: &generator), ReLU(), Linear(32, 10, generator: &generator)]
         head = Sequential(headLayers)
+        pooling = GroupPooling(group: group)
     }
 
-    override public var children: [(name: String, module: Module)] {
-        [("liftingconv", liftingconv)] + (liftingNorm.map { [("lifting_norm", $0)] } ?? [])
-            + [("groupconv_encoder", groupconvEncoder), ("head", head)]
+    /// The PyTorch names of the properties whose Swift names differ; the rest are registered under their own.
+    override public var stateDictNames: [String: String] {
+        ["liftingNorm": "lifting_norm", "groupconvEncoder": "groupconv_encoder"]
     }
 
+    /// (N, 1, 33, 33) images -> (N, 10) logits, invariant to the group; a `ShapeError` for any other shape.
     override public func forward(_ input: Tensor<Float>) throws -> Tensor<Float> {
         guard input.rank == 4, input.shape[1] == 1, input.shape[2] == side, input.shape[3] == side else {
             throw ShapeError(layer: "\(type(of: self))", expected: "(N, 1, \(side), \(side))", given: input.shape)
@@ -67,6 +79,7 @@ public class GroupEquivariantCNN: Module {
 
 /// The C4-equivariant CNN of the experiment (p4).
 public final class C4CNN: GroupEquivariantCNN {
+    /// A C4CNN with parameters drawn from `seed`; `batchNorm` and `dropout` as for `GroupEquivariantCNN`.
     public init(seed: UInt64 = 0, batchNorm: Bool = false, dropout: Double = 0) {
         var generator = SeededRandom(seed: seed)
         super.init(group: .c4, batchNorm: batchNorm, dropout: dropout, generator: &generator)
@@ -75,6 +88,7 @@ public final class C4CNN: GroupEquivariantCNN {
 
 /// The same network over p4m (rotations and reflections): invariant to flips as well.
 public final class D4CNN: GroupEquivariantCNN {
+    /// A D4CNN with parameters drawn from `seed`; `batchNorm` and `dropout` as for `GroupEquivariantCNN`.
     public init(seed: UInt64 = 0, batchNorm: Bool = false, dropout: Double = 0) {
         var generator = SeededRandom(seed: seed)
         super.init(group: .d4, batchNorm: batchNorm, dropout: dropout, generator: &generator)

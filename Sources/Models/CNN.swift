@@ -8,15 +8,22 @@ import NN
 /// -> 10 logits. Parameter names match the original PyTorch module: `first_conv.*`, `convs.{0,3,6,9}.*`,
 /// `head.{0,2}.*`.
 public final class CNN: Module {
+    /// Conv 1 -> 8 (k3, no padding): (N, 1, 33, 33) -> (N, 8, 31, 31); `first_conv`.
     public let firstConv: Conv2d
-    public let convs: Sequential
-    public let head: Sequential
-    public let side = 33
-
     /// Batch norm after the first conv (strong recipe only).
     public let firstNorm: BatchNorm?
+    /// The four convolutions with their ReLUs and poolings (and batch norms): (N, 8, 31, 31) -> (N, 128, 1, 1);
+    /// `convs`.
+    public let convs: Sequential
+    /// Linear 128 -> 32 -> 10 with a ReLU (and dropout): (N, 128) -> (N, 10); `head`.
+    public let head: Sequential
+    /// The input this model takes: (N, 1, side, side).
+    public let side = 33
 
+    /// The CNN with parameters drawn from `seed`.
+    ///
     /// - Parameters:
+    ///   - seed: seeds the generator of the initial parameters.
     ///   - batchNorm: batch norm after every convolution, before its ReLU (the strong recipe).
     ///   - dropout: dropout probability before the hidden linear layer (0: none).
     public init(seed: UInt64 = 0, batchNorm: Bool = false, dropout: Double = 0) {
@@ -38,11 +45,10 @@ public final class CNN: Module {
         head = Sequential(headLayers)
     }
 
-    override public var children: [(name: String, module: Module)] {
-        [("first_conv", firstConv)] + (firstNorm.map { [("first_norm", $0)] } ?? [])
-            + [("convs", convs), ("head", head)]
-    }
+    /// The PyTorch names of the properties whose Swift names differ; the rest are registered under their own.
+    override public var stateDictNames: [String: String] { ["firstConv": "first_conv", "firstNorm": "first_norm"] }
 
+    /// (N, 1, 33, 33) images -> (N, 10) logits; a `ShapeError` for any other shape.
     override public func forward(_ input: Tensor<Float>) throws -> Tensor<Float> {
         guard input.rank == 4, input.shape[1] == 1, input.shape[2] == side, input.shape[3] == side else {
             throw ShapeError(layer: "CNN", expected: "(N, 1, \(side), \(side))", given: input.shape)
@@ -56,6 +62,7 @@ public final class CNN: Module {
 
 /// The models of the experiment by name, as the command line gives them.
 public enum ModelName: String, CaseIterable, Sendable {
+    /// `C4CNN`, `CNN` and `D4CNN`.
     case c4cnn, cnn, d4cnn
 
     /// A freshly initialised model.

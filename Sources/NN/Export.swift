@@ -6,19 +6,26 @@ import Foundation
 /// One layer of a plain model — the kinds every framework has (`Conv2d`, `ReLU`, `MaxPool2d`, `Flatten`,
 /// `Linear`) — as written in the `architecture` metadata of an exported file.
 public struct PlainLayer: Codable, Equatable, Sendable, CustomStringConvertible {
+    /// The layer kinds a plain model holds, by their names in the `architecture` metadata.
     public enum Kind: String, Codable, Sendable {
+        /// `Conv2d`, `ReLU`, `MaxPool2d` ("max_pool2d"), `Flatten`, `Linear`.
         case conv2d, relu, maxPool2d = "max_pool2d", flatten, linear
     }
 
+    /// What the layer is.
     public var kind: Kind
     /// Input channels (conv2d) or features (linear).
     public var inputs: Int?
     /// Output channels (conv2d) or features (linear).
     public var outputs: Int?
+    /// Square kernel side (conv2d, max_pool2d).
     public var kernel: Int?
+    /// Stride (conv2d: 1 when nil; max_pool2d: the kernel when nil).
     public var stride: Int?
+    /// Zero (conv2d) or -inf (max_pool2d) padding on every side; 0 when nil.
     public var padding: Int?
 
+    /// A layer spec; the fields a kind does not use stay nil.
     public init(kind: Kind, inputs: Int? = nil, outputs: Int? = nil, kernel: Int? = nil, stride: Int? = nil,
                 padding: Int? = nil) {
         self.kind = kind
@@ -29,6 +36,7 @@ public struct PlainLayer: Codable, Equatable, Sendable, CustomStringConvertible 
         self.padding = padding
     }
 
+    /// The layer as one short line: `Conv2d(8, 16, k3, stride 1, pad 1)`.
     public var description: String {
         switch kind {
         case .conv2d:
@@ -87,8 +95,11 @@ public struct PlainLayer: Codable, Equatable, Sendable, CustomStringConvertible 
 
 /// A file or model that cannot be exported or read as an exported model.
 public struct ExportError: LocalizedError, CustomStringConvertible {
+    /// What went wrong.
     public let description: String
+    /// An error described by `description`.
     public init(_ description: String) { self.description = description }
+    /// The same text as `description`, for `localizedDescription`.
     public var errorDescription: String? { description }
 }
 
@@ -98,16 +109,20 @@ public struct ExportError: LocalizedError, CustomStringConvertible {
 /// Its convolutions use the fastest algorithm the framework has for their geometry (Winograd for 3x3 stride-1
 /// filters, as the group layers use), so that the export is at least as fast as the model it came from.
 public final class PlainModel: Module {
+    /// The layers, run in order; children "0", "1", ...
     public let layers: [Module]
 
+    /// A model running `layers` in order.
     public init(_ layers: [Module]) {
         self.layers = layers
     }
 
+    /// The layers, named "0", "1", ...
     override public var children: [(name: String, module: Module)] {
         layers.enumerated().map { ("\($0.offset)", $0.element) }
     }
 
+    /// Runs the layers in order; throws the first layer's `ShapeError`.
     override public func forward(_ input: Tensor<Float>) throws -> Tensor<Float> {
         try layers.reduce(input) { x, layer in
             guard let conv = layer as? Conv2d else { return try layer(x) }

@@ -3,13 +3,18 @@ import Foundation
 
 /// Names and shapes that do not fit when loading parameters into a module. Nothing is changed when it is thrown.
 public struct StateDictError: Error, CustomStringConvertible {
+    /// Where the tensors came from (a file name or "state dict").
     public var source: String
+    /// Names the module has and the source lacks.
     public var missing: [String] = []
+    /// Names the source has and the module lacks.
     public var unexpected: [String] = []
     /// name: expected shape vs given shape
     public var mismatched: [(name: String, expected: [Int], given: [Int])] = []
+    /// Any other problem, in words.
     public var other: String? = nil
 
+    /// An error about `source` listing what does not fit.
     public init(source: String, missing: [String] = [], unexpected: [String] = [],
                 mismatched: [(name: String, expected: [Int], given: [Int])] = [], other: String? = nil) {
         self.source = source
@@ -45,6 +50,7 @@ public struct StateDictError: Error, CustomStringConvertible {
         return parts
     }
 
+    /// The source and one indented line per kind of misfit.
     public var description: String {
         (["\(source): the parameters do not fit the model"] + listing).joined(separator: "\n  ")
     }
@@ -61,7 +67,9 @@ extension Module {
 
     /// Loads parameters by name. All names and shapes are checked first; on any misfit nothing is changed and a
     /// `StateDictError` lists the missing, unexpected and mismatched names.
-    /// - Parameter prefix: only entries starting with it are considered, with it removed (e.g. "param.").
+    /// - Parameters:
+    ///   - stateDict: tensors by dotted name, exactly the names of `stateDict()`.
+    ///   - source: what the error calls the tensors' origin (a file name).
     public func load(stateDict: [String: Tensor<Float>], source: String = "state dict") throws {
         if let error = misfit(of: stateDict, source: source) { throw error }
         let parameters = namedParameters, buffers = namedBuffers

@@ -54,7 +54,7 @@ final class CheckpointTests: XCTestCase {
             let dict = trainer.model.stateDict()
             model = dict.mapValues(\.scalars)
             shapes = dict.mapValues(\.shape)
-            versions = trainer.model.parameters.map(\.version)
+            versions = trainer.model.parameters().map(\.version)
             optimizer = trainer.optimizer.stateTensors().mapValues(\.scalars)
             step = trainer.optimizer.stepCount
             history = trainer.history

@@ -8,14 +8,18 @@ import Autograd
 public enum EquivarianceCheck {
     /// What a check found.
     public struct Report: CustomStringConvertible {
+        /// "equivariance" or "invariance".
         public let kind: String
+        /// The group whose elements were applied.
         public let group: PlanarGroup
         /// Relative error for each group element, in element order.
         public let errors: [Double]
+        /// The largest relative error over the group elements (0 when none were checked).
         public var worstRelativeError: Double { errors.max() ?? 0 }
         /// True when every element's error is within `tolerance` (default 1e-5).
         public func holds(tolerance: Double = 1e-5) -> Bool { worstRelativeError <= tolerance }
 
+        /// `Invariant` / `Equivariant` (or `Not ...`), the kind, the group and the worst relative error.
         public var description: String {
             let verdict = holds() ? (kind == "invariance" ? "Invariant" : "Equivariant")
                 : (kind == "invariance" ? "Not invariant" : "Not equivariant")

@@ -16,9 +16,13 @@ func groupFilterParameters(shape: [Int], bias: Bool, generator: inout SeededRand
 /// shared over the group axis, and the filters of the equivalent plain convolution expanded from them (cached in
 /// evaluation mode). Subclasses give the expansion of the weight and the forward pass.
 public class GroupFilterConv2d: Module {
+    /// The group the filters are transformed by.
     public let group: PlanarGroup
+    /// The filters on the group: (out, in, k, k) for lifting, (out, in, |G|, k, k) for group convolutions.
     public let weight: Parameter
+    /// Bias (out), shared over the group axis; nil without bias.
     public let bias: Parameter?
+    /// Channel counts, the square kernel side, and zero padding on every side.
     public let inChannels: Int, outChannels: Int, kernelSize: Int, padding: Int
     private var cache = ExpandedFilterCache()
     private var expansion = FilterExpansion()
@@ -33,10 +37,6 @@ public class GroupFilterConv2d: Module {
         self.padding = padding
         (weight, self.bias) = groupFilterParameters(shape: [outChannels, inChannels] + filterShape, bias: bias,
                                                     generator: &generator)
-    }
-
-    override public var localParameters: [(name: String, parameter: Parameter)] {
-        [("weight", weight)] + (bias.map { [("bias", $0)] } ?? [])
     }
 
     /// The filters of the equivalent plain convolution: weight (out * |G|, ...) with channel index `o * |G| + g`, and
@@ -57,6 +57,7 @@ public class GroupFilterConv2d: Module {
         fatalError("\(type(of: self)) must override expandWeight(_:)")
     }
 
+    /// Drops the cached expanded filters.
     override public func modeDidChange() { cache.clear() }
 }
 
@@ -74,12 +75,23 @@ public final class LiftingConv2d: GroupFilterConv2d {
                    padding: padding, group: group, bias: bias, generator: &generator)
     }
 
+    /// The same layer with its parameters drawn from the global generator (`manualSeed(_:)` of Autograd).
+    public convenience init(_ inChannels: Int, _ outChannels: Int, kernelSize: Int, padding: Int = 0,
+                            group: PlanarGroup = .c4, bias: Bool = true) {
+        let global = GlobalGenerator.shared
+        global.lock.lock()
+        defer { global.lock.unlock() }
+        self.init(inChannels, outChannels, kernelSize: kernelSize, padding: padding, group: group, bias: bias,
+                  generator: &global.generator)
+    }
+
     /// (out, in, k, k) -> (out * |G|, in, k, k), channel index `o * |G| + g`.
     override func expandWeight(_ w: Tensor<Double>) -> Tensor<Double> {
         let stacked = Tensor.stacked(group.elements.map { group.transformPlanes(w, by: $0) }, axis: 1)
         return try! stacked.rearranged("o g i h w -> (o g) i h w")
     }
 
+    /// (N, in, H, W) -> (N, out, |G|, H', W'); a `ShapeError` for another channel count or a too small image.
     override public func forward(_ input: Tensor<Float>) throws -> Tensor<Float> {
         try checkImageInput(input, channels: inChannels, kernel: kernelSize, padding: padding,
                             layer: "LiftingConv2d(\(inChannels), \(outChannels))")
@@ -104,12 +116,23 @@ public final class GroupConv2d: GroupFilterConv2d {
                    kernelSize: kernelSize, padding: padding, group: group, bias: bias, generator: &generator)
     }
 
+    /// The same layer with its parameters drawn from the global generator (`manualSeed(_:)` of Autograd).
+    public convenience init(_ inChannels: Int, _ outChannels: Int, kernelSize: Int, padding: Int = 0,
+                            group: PlanarGroup = .c4, bias: Bool = true) {
+        let global = GlobalGenerator.shared
+        global.lock.lock()
+        defer { global.lock.unlock() }
+        self.init(inChannels, outChannels, kernelSize: kernelSize, padding: padding, group: group, bias: bias,
+                  generator: &global.generator)
+    }
+
     /// (out, in, |G|, k, k) -> (out * |G|, in * |G|, k, k).
     override func expandWeight(_ w: Tensor<Double>) -> Tensor<Double> {
         let stacked = Tensor.stacked(group.elements.map { group.act($0, onFeatureMap: w) }, axis: 1)
         return try! stacked.rearranged("o g i h kh kw -> (o g) (i h) kh kw")
     }
 
+    /// (N, in, |G|, H, W) -> (N, out, |G|, H', W'); a `ShapeError` for any other shape.
     override public func forward(_ input: Tensor<Float>) throws -> Tensor<Float> {
         guard input.rank == 5, input.shape[1] == inChannels, input.shape[2] == group.order,
               input.shape[3] + 2 * padding >= kernelSize, input.shape[4] + 2 * padding >= kernelSize else {
@@ -128,9 +151,12 @@ public final class GroupConv2d: GroupFilterConv2d {
 /// Pools a group feature map (N, C, |G|, H, W) to an invariant image (N, C, H, W): the |G| transforms of the map
 /// are concatenated along the group axis and averaged over it.
 public final class GroupPooling: Module {
+    /// The group pooled over.
     public let group: PlanarGroup
+    /// Pooling over `group` (C4 by default).
     public init(group: PlanarGroup = .c4) { self.group = group }
 
+    /// (N, C, |G|, S, S) -> (N, C, S, S), invariant to the group; a `ShapeError` for any other shape.
     override public func forward(_ input: Tensor<Float>) throws -> Tensor<Float> {
         guard input.rank == 5, input.shape[2] == group.order, input.shape[3] == input.shape[4] else {
             throw ShapeError(layer: "GroupPooling(\(group))", expected: "(N, C, \(group.order), S, S)",
@@ -151,8 +177,11 @@ public final class GroupPooling: Module {
 /// weights, the centre and the ring of its 8 neighbours. Image -> image, equivariant to rotations and flips.
 /// Weight (out, in, 2): [..., 0] centre, [..., 1] ring.
 public final class IsotropicConv2d: Module {
+    /// Weight (out, in, 2): [..., 0] the centre, [..., 1] the ring of each 3x3 filter.
     public let weight: Parameter
+    /// Bias (out); nil without bias.
     public let bias: Parameter?
+    /// Channel counts and zero padding on every side.
     public let inChannels: Int, outChannels: Int, padding: Int
 
     /// Weight N(0, 1/sqrt(in * out)), bias N(0, 1).
@@ -165,8 +194,12 @@ public final class IsotropicConv2d: Module {
                                                     generator: &generator)
     }
 
-    override public var localParameters: [(name: String, parameter: Parameter)] {
-        [("weight", weight)] + (bias.map { [("bias", $0)] } ?? [])
+    /// The same layer with its parameters drawn from the global generator (`manualSeed(_:)` of Autograd).
+    public convenience init(_ inChannels: Int, _ outChannels: Int, padding: Int = 0, bias: Bool = true) {
+        let global = GlobalGenerator.shared
+        global.lock.lock()
+        defer { global.lock.unlock() }
+        self.init(inChannels, outChannels, padding: padding, bias: bias, generator: &global.generator)
     }
 
     /// The (out, in, 3, 3) filters: centre * centreMask + ring * ringMask.
@@ -179,6 +212,7 @@ public final class IsotropicConv2d: Module {
         return centre * centreMask + ring * ringMask
     }
 
+    /// (N, in, H, W) -> (N, out, H', W'); a `ShapeError` for another channel count or a too small image.
     override public func forward(_ input: Tensor<Float>) throws -> Tensor<Float> {
         try checkImageInput(input, channels: inChannels, kernel: 3, padding: padding,
                             layer: "IsotropicConv2d(\(inChannels), \(outChannels))")

@@ -8,6 +8,7 @@ import Autograd
 /// of shape (B, C, |G|, H, W) it permutes the group axis and transforms every plane:
 /// `out[:, :, g * h] = T_g(y[:, :, h])` (for C4: `out[:, :, (i + r) % 4] = rot90(y[:, :, i], r)`).
 public struct PlanarGroup: Sendable, Equatable, CustomStringConvertible {
+    /// "C4" or "D4".
     public let name: String
     /// Number of elements: 4 for C4, 8 for D4.
     public let order: Int
@@ -17,7 +18,9 @@ public struct PlanarGroup: Sendable, Equatable, CustomStringConvertible {
     /// Rotations and reflections: the symmetries of the square.
     public static let d4 = PlanarGroup(name: "D4", order: 8)
 
+    /// The group's name.
     public var description: String { name }
+    /// The elements as indices 0..<order (0 is the identity).
     public var elements: Range<Int> { 0..<order }
 
     // MARK: Group law

@@ -3,9 +3,13 @@ import Autograd
 /// 2-D convolution (cross-correlation) in NCHW: (N, inChannels, H, W) -> (N, outChannels, H', W').
 /// Weight (out, in, k, k) and bias (out) as in PyTorch.
 public final class Conv2d: Module {
+    /// Weight (out, in, k, k).
     public let weight: Parameter
+    /// Bias (out); nil without bias.
     public let bias: Parameter?
+    /// Channel counts and the square kernel side.
     public let inChannels: Int, outChannels: Int, kernelSize: Int
+    /// Stride, zero padding on every side, and dilation, the same along both axes.
     public let stride: Int, padding: Int, dilation: Int
 
     /// PyTorch's default initialisation: uniform in +-1/sqrt(in * k * k) for weight and bias.
@@ -24,10 +28,17 @@ public final class Conv2d: Module {
             : nil
     }
 
-    override public var localParameters: [(name: String, parameter: Parameter)] {
-        [("weight", weight)] + (bias.map { [("bias", $0)] } ?? [])
+    /// The same layer with its parameters drawn from the global generator (`manualSeed(_:)` of Autograd).
+    public convenience init(_ inChannels: Int, _ outChannels: Int, kernelSize: Int, stride: Int = 1,
+                            padding: Int = 0, dilation: Int = 1, bias: Bool = true) {
+        let global = GlobalGenerator.shared
+        global.lock.lock()
+        defer { global.lock.unlock() }
+        self.init(inChannels, outChannels, kernelSize: kernelSize, stride: stride, padding: padding,
+                  dilation: dilation, bias: bias, generator: &global.generator)
     }
 
+    /// (N, in, H, W) -> (N, out, H', W'); a `ShapeError` for another channel count or a too small image.
     override public func forward(_ input: Tensor<Float>) throws -> Tensor<Float> {
         try checkImageInput(input, channels: inChannels, kernel: kernelSize, padding: padding, dilation: dilation,
                             layer: "Conv2d(\(inChannels), \(outChannels))")

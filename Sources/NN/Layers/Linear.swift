@@ -2,8 +2,11 @@ import Autograd
 
 /// y = x W^T + b. Input (N, inFeatures) -> output (N, outFeatures). Weight (out, in) as in PyTorch.
 public final class Linear: Module {
+    /// Weight (out, in).
     public let weight: Parameter
+    /// Bias (out); nil without bias.
     public let bias: Parameter?
+    /// Input and output sizes.
     public let inFeatures: Int, outFeatures: Int
 
     /// PyTorch's default initialisation: weight and bias uniform in +-1/sqrt(inFeatures).
@@ -16,10 +19,15 @@ public final class Linear: Module {
             ? Parameter(.uniform(shape: [outFeatures], low: -bound, high: bound, generator: &generator)) : nil
     }
 
-    override public var localParameters: [(name: String, parameter: Parameter)] {
-        [("weight", weight)] + (bias.map { [("bias", $0)] } ?? [])
+    /// The same layer with its parameters drawn from the global generator (`manualSeed(_:)` of Autograd).
+    public convenience init(_ inFeatures: Int, _ outFeatures: Int, bias: Bool = true) {
+        let global = GlobalGenerator.shared
+        global.lock.lock()
+        defer { global.lock.unlock() }
+        self.init(inFeatures, outFeatures, bias: bias, generator: &global.generator)
     }
 
+    /// (N, in) -> (N, out); a `ShapeError` for any other shape.
     override public func forward(_ input: Tensor<Float>) throws -> Tensor<Float> {
         guard input.rank == 2, input.shape[1] == inFeatures else {
             throw ShapeError(layer: "Linear(\(inFeatures), \(outFeatures))", expected: "(N, \(inFeatures))",
@@ -31,7 +39,9 @@ public final class Linear: Module {
 
 /// Flattens all axes after the first: (N, ...) -> (N, product).
 public final class Flatten: Module {
+    /// A flattening layer (no parameters).
     override public init() {}
+    /// (N, ...) -> (N, product of the rest); (N) -> (N, 1).
     override public func forward(_ input: Tensor<Float>) throws -> Tensor<Float> {
         guard input.rank >= 1 else { throw ShapeError(layer: "Flatten", expected: "(N, ...)", given: input.shape) }
         return input.rank == 1 ? input.unsqueezed(1) : input.flattened(from: 1)
@@ -40,6 +50,8 @@ public final class Flatten: Module {
 
 /// max(x, 0), elementwise.
 public final class ReLU: Module {
+    /// A ReLU layer (no parameters).
     override public init() {}
+    /// max(x, 0), same shape.
     override public func forward(_ input: Tensor<Float>) throws -> Tensor<Float> { input.relu() }
 }

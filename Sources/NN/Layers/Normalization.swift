@@ -8,12 +8,19 @@ import Autograd
 /// `cumulativeAverage` is on (PyTorch's momentum=None); evaluation mode uses the running statistics. Parameters
 /// `weight` (gamma) and `bias` (beta) of shape (C); buffers `running_mean`, `running_var`.
 public final class BatchNorm: Module {
+    /// The size C of axis 1.
     public let channels: Int
+    /// Added to the variance before the square root.
     public let epsilon: Float
+    /// Weight of the new batch in the running statistics (PyTorch's momentum).
     public let momentum: Float
+    /// Scale gamma (C), initially 1.
     public let weight: Parameter
+    /// Shift beta (C), initially 0.
     public let bias: Parameter
+    /// Running mean (C), `running_mean`.
     public let runningMean: Buffer
+    /// Running unbiased variance (C), `running_var`.
     public let runningVariance: Buffer
     /// When true, training-mode batches update the running statistics as a plain average of all batches since the
     /// last `resetRunningStatistics()` instead of the exponential average with `momentum`.
@@ -21,6 +28,7 @@ public final class BatchNorm: Module {
     /// Batches averaged since the last reset (for `cumulativeAverage`).
     private var averagedBatches = 0
 
+    /// Batch norm over `channels` channels: gamma 1, beta 0, running mean 0 and variance 1.
     public init(_ channels: Int, epsilon: Float = 1e-5, momentum: Float = 0.1) {
         self.channels = channels
         self.epsilon = epsilon
@@ -31,9 +39,9 @@ public final class BatchNorm: Module {
         runningVariance = Buffer(Tensor(repeating: 1, shape: [channels]))
     }
 
-    override public var localParameters: [(name: String, parameter: Parameter)] { [("weight", weight), ("bias", bias)] }
-    override public var localBuffers: [(name: String, buffer: Buffer)] {
-        [("running_mean", runningMean), ("running_var", runningVariance)]
+    /// PyTorch's names of the running statistics; `weight` and `bias` are found under their own names.
+    override public var stateDictNames: [String: String] {
+        ["runningMean": "running_mean", "runningVariance": "running_var"]
     }
 
     /// Running mean 0 and variance 1, as at initialisation; the cumulative average starts again.
@@ -51,6 +59,8 @@ public final class BatchNorm: Module {
         return (scale, (0..<channels).map { beta[$0] - mean[$0] * scale[$0] })
     }
 
+    /// (N, C, ...) -> the same shape, normalised per channel (batch statistics in training mode, running ones in
+    /// evaluation mode).
     override public func forward(_ input: Tensor<Float>) throws -> Tensor<Float> {
         guard input.rank >= 2, input.shape[1] == channels else {
             throw ShapeError(layer: "BatchNorm(\(channels))", expected: "(N, \(channels), ...)", given: input.shape)
@@ -238,16 +248,20 @@ extension Module {
 /// Zeroes each element with probability `p` in training mode and scales the rest by 1 / (1 - p); the identity in
 /// evaluation mode.
 public final class Dropout: Module {
+    /// The probability p of zeroing an element, in [0, 1).
     public let probability: Double
     private var generator = SeededRandom(seed: 0)
 
+    /// Dropout with probability `probability`; its random stream starts from seed 0 until `reseed`.
     public init(_ probability: Double) {
         check((0..<1).contains(probability), "Dropout: probability \(probability) not in [0, 1)")
         self.probability = probability
     }
 
+    /// Restarts the dropout mask stream from `seed`.
     override public func reseed(_ seed: UInt64) { generator = SeededRandom(seed: seed) }
 
+    /// Same shape as the input: masked and rescaled in training mode, unchanged in evaluation mode.
     override public func forward(_ input: Tensor<Float>) throws -> Tensor<Float> {
         guard isTraining, probability > 0 else { return input }
         let keep = Float(1 / (1 - probability))

@@ -3,9 +3,13 @@ import Foundation
 /// Draws training curves as a self-contained SVG: training loss (left panel) and test accuracy (right panel)
 /// per epoch, one line per run.
 public enum CurvePlot {
+    /// One curve of a plot: a name and the metrics of each epoch.
     public struct Series {
+        /// The legend entry.
         public var name: String
+        /// The metrics, one per epoch.
         public var history: [EpochMetrics]
+        /// A curve named `name` over `history`.
         public init(name: String, history: [EpochMetrics]) {
             self.name = name
             self.history = history

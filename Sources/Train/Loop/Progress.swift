@@ -11,6 +11,7 @@ public struct ProgressReporter {
     private var batches = 0
     private var epoch = 0, epochs = 0
 
+    /// A progress display writing through `write` (standard output by default).
     public init(write: @escaping (String) -> Void = { print($0, terminator: ""); fflush(stdout) },
                 isTerminal: Bool = isatty(STDOUT_FILENO) == 1) {
         self.write = write

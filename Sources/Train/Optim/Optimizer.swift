@@ -23,6 +23,11 @@ extension Optimizer {
     public func zeroGradients() { parameters.forEach { $0.parameter.zeroGradient() } }
 }
 
+/// `parameters` named by their position, "0", "1", ..., as PyTorch's optimiser `state_dict` numbers them.
+func numbered(_ parameters: [Parameter]) -> [(name: String, parameter: Parameter)] {
+    parameters.enumerated().map { ("\($0.offset)", $0.element) }
+}
+
 /// Moment buffers per parameter, by name: the shared bookkeeping of the optimisers with state.
 struct MomentBuffers {
     var buffers: [String: [Float]] = [:]
@@ -75,12 +80,18 @@ struct MomentBuffers {
 /// p *= 1 - lr * wd; m = b1 m + (1 - b1) g; v = b2 v + (1 - b2) g^2;
 /// p -= (lr / (1 - b1^t)) * m / (sqrt(v) / sqrt(1 - b2^t) + eps).
 public final class AdamW: Optimizer {
+    /// The parameters updated, by `state_dict` name (the names key the moment buffers).
     public let parameters: [(name: String, parameter: Parameter)]
+    /// The step size lr; schedules set it before each step.
     public var learningRate: Double
+    /// The moment decay rates, the denominator's epsilon and the decoupled weight decay, as PyTorch names them.
     public let beta1: Double, beta2: Double, epsilon: Double, weightDecay: Double
+    /// Steps taken; the bias corrections use it.
     public private(set) var stepCount = 0
     private var moments = MomentBuffers()
 
+    /// AdamW over named parameters, with PyTorch's defaults (lr 1e-3, betas 0.9 and 0.999, eps 1e-8, weight decay
+    /// 1e-2).
     public init(parameters: [(name: String, parameter: Parameter)], learningRate: Double = 1e-3,
                 beta1: Double = 0.9, beta2: Double = 0.999, epsilon: Double = 1e-8, weightDecay: Double = 1e-2) {
         self.parameters = parameters
@@ -91,6 +102,35 @@ public final class AdamW: Optimizer {
         self.weightDecay = weightDecay
     }
 
+    /// AdamW over every parameter of `module`, by `state_dict` name: `AdamW(model, learningRate: 1e-3)`.
+    public convenience init(_ module: Module, learningRate: Double = 1e-3, beta1: Double = 0.9,
+                            beta2: Double = 0.999, epsilon: Double = 1e-8, weightDecay: Double = 1e-2) {
+        self.init(parameters: module.namedParameters, learningRate: learningRate, beta1: beta1, beta2: beta2,
+                  epsilon: epsilon, weightDecay: weightDecay)
+    }
+
+    /// AdamW over `parameters` (`AdamW(model.parameters())`), named "0", "1", ... in the order given, as PyTorch's
+    /// optimiser `state_dict` numbers them.
+    public convenience init(_ parameters: [Parameter], learningRate: Double = 1e-3, beta1: Double = 0.9,
+                            beta2: Double = 0.999, epsilon: Double = 1e-8, weightDecay: Double = 1e-2) {
+        self.init(parameters: numbered(parameters), learningRate: learningRate, beta1: beta1, beta2: beta2,
+                  epsilon: epsilon, weightDecay: weightDecay)
+    }
+
+    /// PyTorch's spelling, `AdamW(model, lr: 1e-3)`: the same as `AdamW(model, learningRate: 1e-3)`.
+    public convenience init(_ module: Module, lr: Double, beta1: Double = 0.9, beta2: Double = 0.999,
+                            epsilon: Double = 1e-8, weightDecay: Double = 1e-2) {
+        self.init(module, learningRate: lr, beta1: beta1, beta2: beta2, epsilon: epsilon, weightDecay: weightDecay)
+    }
+
+    /// PyTorch's spelling, `AdamW(model.parameters(), lr: 1e-3)`: the same as the `learningRate:` form.
+    public convenience init(_ parameters: [Parameter], lr: Double, beta1: Double = 0.9, beta2: Double = 0.999,
+                            epsilon: Double = 1e-8, weightDecay: Double = 1e-2) {
+        self.init(parameters, learningRate: lr, beta1: beta1, beta2: beta2, epsilon: epsilon,
+                  weightDecay: weightDecay)
+    }
+
+    /// One AdamW update of every parameter that has a gradient.
     public func step() {
         stepCount += 1
         let t = Double(stepCount)
@@ -152,10 +192,12 @@ public final class AdamW: Optimizer {
         }
     }
 
+    /// The moment buffers, `exp_avg.<name>` and `exp_avg_sq.<name>`, shaped as their parameters.
     public func stateTensors() -> [String: Tensor<Float>] {
         moments.tensors(parameters, kinds: ["exp_avg", "exp_avg_sq"])
     }
 
+    /// Restores moment buffers saved by `stateTensors` and the step count; throws on unknown names or shapes.
     public func loadState(_ tensors: [String: Tensor<Float>], stepCount: Int) throws {
         moments = try MomentBuffers.load(tensors, parameters: parameters, kinds: ["exp_avg", "exp_avg_sq"],
                                          optimizer: "AdamW")
@@ -168,12 +210,17 @@ public final class AdamW: Optimizer {
 /// Stochastic gradient descent with momentum and (coupled) weight decay, as `torch.optim.SGD`:
 /// g += wd p; b = momentum b + g (b = g on the first step); p -= lr b.
 public final class SGD: Optimizer {
+    /// The parameters updated, by `state_dict` name (the names key the momentum buffers).
     public let parameters: [(name: String, parameter: Parameter)]
+    /// The step size lr; schedules set it before each step.
     public var learningRate: Double
+    /// Momentum (0: none) and coupled weight decay, as PyTorch names them.
     public let momentum: Double, weightDecay: Double
+    /// Steps taken.
     public private(set) var stepCount = 0
     private var moments = MomentBuffers()
 
+    /// SGD over named parameters with learning rate `learningRate`, `momentum` and `weightDecay` (both 0 by default).
     public init(parameters: [(name: String, parameter: Parameter)], learningRate: Double, momentum: Double = 0,
                 weightDecay: Double = 0) {
         self.parameters = parameters
@@ -182,6 +229,30 @@ public final class SGD: Optimizer {
         self.weightDecay = weightDecay
     }
 
+    /// SGD over every parameter of `module`, by `state_dict` name: `SGD(model, learningRate: 0.1)`.
+    public convenience init(_ module: Module, learningRate: Double, momentum: Double = 0, weightDecay: Double = 0) {
+        self.init(parameters: module.namedParameters, learningRate: learningRate, momentum: momentum,
+                  weightDecay: weightDecay)
+    }
+
+    /// SGD over `parameters` (`SGD(model.parameters(), learningRate: 0.1)`), named "0", "1", ... in the order given.
+    public convenience init(_ parameters: [Parameter], learningRate: Double, momentum: Double = 0,
+                            weightDecay: Double = 0) {
+        self.init(parameters: numbered(parameters), learningRate: learningRate, momentum: momentum,
+                  weightDecay: weightDecay)
+    }
+
+    /// PyTorch's spelling, `SGD(model, lr: 0.1)`: the same as `SGD(model, learningRate: 0.1)`.
+    public convenience init(_ module: Module, lr: Double, momentum: Double = 0, weightDecay: Double = 0) {
+        self.init(module, learningRate: lr, momentum: momentum, weightDecay: weightDecay)
+    }
+
+    /// PyTorch's spelling, `SGD(model.parameters(), lr: 0.1)`: the same as the `learningRate:` form.
+    public convenience init(_ parameters: [Parameter], lr: Double, momentum: Double = 0, weightDecay: Double = 0) {
+        self.init(parameters, learningRate: lr, momentum: momentum, weightDecay: weightDecay)
+    }
+
+    /// One SGD update of every parameter that has a gradient.
     public func step() {
         stepCount += 1
         let lr = Float(learningRate), mu = Float(momentum), wd = Float(weightDecay)
@@ -205,8 +276,10 @@ public final class SGD: Optimizer {
         }
     }
 
+    /// The momentum buffers, `momentum_buffer.<name>`, shaped as their parameters.
     public func stateTensors() -> [String: Tensor<Float>] { moments.tensors(parameters, kinds: ["momentum_buffer"]) }
 
+    /// Restores momentum buffers saved by `stateTensors` and the step count; throws on unknown names or shapes.
     public func loadState(_ tensors: [String: Tensor<Float>], stepCount: Int) throws {
         moments = try MomentBuffers.load(tensors, parameters: parameters, kinds: ["momentum_buffer"], optimizer: "SGD")
         self.stepCount = stepCount
@@ -224,6 +297,7 @@ public enum LearningRateSchedule: Sendable, Equatable {
     /// Multiplies the rate by `gamma` every `every` steps.
     case step(every: Int, gamma: Double)
 
+    /// The learning rate at `step` (0-based) of `totalSteps` for base rate `base`.
     public func rate(base: Double, step: Int, totalSteps: Int) -> Double {
         switch self {
         case .constant:
