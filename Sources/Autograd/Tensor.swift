@@ -114,12 +114,3 @@ public struct Tensor<Scalar: TensorScalar> {
         try scalars.withUnsafeMutableBufferPointer(body)
     }
 }
-
-// MARK: - Printing
-
-extension Tensor: CustomStringConvertible {
-    public var description: String {
-        let shown = scalars.prefix(8).map { "\($0)" }.joined(separator: ", ")
-        return "Tensor<\(Scalar.dtypeName)>(shape: \(shape), [\(shown)\(scalars.count > 8 ? ", ..." : "")])"
-    }
-}
