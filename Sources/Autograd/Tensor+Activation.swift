@@ -49,12 +49,13 @@ extension Tensor {
         elementwise(.abs, derivative: .sign)
     }
 
-    /// Clamps into [min, max], as `torch.clamp`; a nil bound is absent (at least one must be given). When
-    /// min > max every element becomes max, as in PyTorch; NaN stays NaN.
-    /// vjp: g where min <= x <= max (bounds included, as PyTorch), 0 elsewhere.
-    public func clamped(min: Scalar? = nil, max: Scalar? = nil) -> Tensor {
+    /// Clamps into [min, max], as `torch.clamp` (whose bounds are Python numbers: Double here); a nil bound is
+    /// absent (at least one must be given). When min > max every element becomes max, as in PyTorch; NaN stays NaN.
+    /// vjp: g where min < x < max (compared in Double), 0 elsewhere, also at the bounds, as PyTorch.
+    public func clamped(min: Double? = nil, max: Double? = nil) -> Tensor {
         check(min != nil || max != nil, "clamp: give at least one of min and max (input shape \(shape))")
+        check(!(min?.isNaN ?? false) && !(max?.isNaN ?? false), "clamp: a bound is NaN (input shape \(shape))")
         let low = min ?? -.infinity, high = max ?? .infinity
-        return elementwise(.clamp(low, high), derivative: .inRangeMask(low, high))
+        return elementwise(.clamp(Scalar(low), Scalar(high)), derivative: .inRangeMask(low, high))
     }
 }

@@ -99,7 +99,7 @@ extension ReferenceCase {
         case "abs": return x.abs()
         case "leaky_relu": return x.leakyRelu(negativeSlope: Float(try double("negative_slope", default: 0.01)))
         case "clamp":
-            let low = try optionalDouble("min").map(Float.init), high = try optionalDouble("max").map(Float.init)
+            let low = try optionalDouble("min"), high = try optionalDouble("max")
             guard low != nil || high != nil else { throw CaseError.missing("argument min or max") }
             return x.clamped(min: low, max: high)
         case "softmax": return x.softmax(axis: try ints("dim", count: 1, default: [-1])[0])

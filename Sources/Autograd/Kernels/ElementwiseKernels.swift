@@ -15,8 +15,9 @@ public enum UnaryOp<Scalar: TensorScalar> {
     case power(Scalar)
     /// min(max(x, low), high)
     case clamp(Scalar, Scalar)
-    /// 1 where low <= x <= high, else 0 (the derivative of clamp, as in PyTorch).
-    case inRangeMask(Scalar, Scalar)
+    /// 1 where low < x < high, else 0: the derivative of clamp, 0 at the bounds as in PyTorch; an infinite bound
+    /// (an absent one) admits every x on its side. The bounds are compared in Double, as given.
+    case inRangeMask(Double, Double)
     /// |x|, and sign(x) in {-1, 0, 1} (its derivative, 0 at 0 as in PyTorch).
     case abs, sign
     case tanh
@@ -78,7 +79,12 @@ extension TensorScalar {
                 for i in 0..<n { o[i] = Self(Foundation.pow(Double(xp[i]), Double(p))) }
             }
         case .clamp(let low, let high): for i in 0..<n { o[i] = Swift.min(Swift.max(xp[i], low), high) }
-        case .inRangeMask(let low, let high): for i in 0..<n { o[i] = xp[i] >= low && xp[i] <= high ? 1 : 0 }
+        case .inRangeMask(let low, let high):
+            let (noLow, noHigh) = (low == -.infinity, high == .infinity)
+            for i in 0..<n {
+                let x = Double(xp[i])
+                o[i] = (noLow || x > low) && (noHigh || x < high) ? 1 : 0
+            }
         case .abs: for i in 0..<n { o[i] = Swift.abs(xp[i]) }
         case .sign: for i in 0..<n { o[i] = xp[i] > 0 ? 1 : (xp[i] < 0 ? -1 : 0) }
         case .leakyRelu(let slope): for i in 0..<n { o[i] = xp[i] > 0 ? xp[i] : xp[i] * slope }
