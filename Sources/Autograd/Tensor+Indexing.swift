@@ -188,7 +188,8 @@ extension Tensor {
 
     /// `a` where `condition` holds, `b` elsewhere, all three broadcast together, as `torch.where(condition, a, b)`.
     /// vjp: g to `a` where the condition holds and to `b` elsewhere (0 for the other), summed back over broadcasting.
-    /// An infinity or NaN in the branch not taken does not reach the result or the gradients.
+    /// An infinity or NaN in the branch not taken does not reach the result; that branch gets a zero gradient there
+    /// (an op before it whose vjp is 0 / 0 at that point, as log at 0, still makes NaN, as in PyTorch).
     public static func `where`(_ condition: TensorMask, _ a: Tensor, _ b: Tensor) -> Tensor {
         guard let ab = ShapeMath.broadcast(a.shape, b.shape), let shape = ShapeMath.broadcast(condition.shape, ab)
         else {
