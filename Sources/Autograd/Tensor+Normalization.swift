@@ -48,8 +48,16 @@ extension Tensor {
     }
 
     /// (x - mean) / sqrt(var + eps) with the mean and biased variance over `axes`.
+    ///
+    /// The mean is taken in two steps: a constant shift c, the mean computed in Double, then the tracked mean of
+    /// x - c. That is x - mean(x) exactly, with the same gradient, but the float sum runs over small centred values:
+    /// Float data with a large offset (50 +- 0.1) keeps 1e-7 relative accuracy instead of 1e-5.
     private func normalized(over axes: [Int], epsilon: Double) -> Tensor {
-        let centred = self - mean(axes: axes, keepingDimensions: true)
+        let shift = withoutGradients {
+            detached().converted(to: Double.self).mean(axes: axes, keepingDimensions: true).converted(to: Scalar.self)
+        }
+        let shifted = self - shift
+        let centred = shifted - shifted.mean(axes: axes, keepingDimensions: true)
         let variance = (centred * centred).mean(axes: axes, keepingDimensions: true)
         return centred / (variance + Scalar(epsilon)).sqrt()
     }
