@@ -3,7 +3,7 @@ import Foundation
 // MARK: - Operation codes
 
 /// A one-input elementwise function, applied by `TensorScalar.map`.
-public enum UnaryOp<Scalar: TensorScalar> {
+enum UnaryOp<Scalar: TensorScalar> {
     case neg, exp, log, sqrt, relu
     /// 1 where x > 0, else 0 (the derivative of relu, 0 at 0 as in PyTorch).
     case positiveMask
@@ -36,19 +36,19 @@ public enum UnaryOp<Scalar: TensorScalar> {
 }
 
 /// A two-input elementwise function, applied by `TensorScalar.zip` with broadcasting.
-public enum BinaryOp {
+enum BinaryOp {
     case add, sub, mul, div, maximum, minimum
     /// 1 where a > b, 0.5 where a == b, else 0: the share of d max(a, b) / da.
     case maximumShare
 }
 
 /// A reduction over axes, applied by `TensorScalar.reduce`.
-public enum ReduceOp { case sum, max, min, prod }
+enum ReduceOp { case sum, max, min, prod }
 
 // MARK: - Kernels
 
 extension TensorScalar {
-    public static func map(_ op: UnaryOp<Self>, _ x: UnsafeBufferPointer<Self>,
+    static func mapKernel(_ op: UnaryOp<Self>, _ x: UnsafeBufferPointer<Self>,
                            _ out: UnsafeMutableBufferPointer<Self>) {
         mapGeneric(op, x, out)
     }
@@ -115,7 +115,7 @@ extension TensorScalar {
         }
     }
 
-    public static func accumulate(_ src: UnsafePointer<Self>, into dst: UnsafeMutablePointer<Self>, count: Int) {
+    static func accumulateKernel(_ src: UnsafePointer<Self>, into dst: UnsafeMutablePointer<Self>, count: Int) {
         Parallel.forRanges(count, minimumPerThread: 1 << 15) { range in
             let (start, end) = (range.lowerBound, range.upperBound)
             var i = start
@@ -127,26 +127,26 @@ extension TensorScalar {
         }
     }
 
-    public static func gather(_ src: UnsafePointer<Self>, _ indices: UnsafePointer<Int32>,
+    static func gatherKernel(_ src: UnsafePointer<Self>, _ indices: UnsafePointer<Int32>,
                               _ dst: UnsafeMutablePointer<Self>, count: Int) {
         Parallel.forRanges(count, minimumPerThread: 1 << 15) { range in
             for i in range { dst[i] = src[Int(indices[i])] }
         }
     }
 
-    public static func scatterAdd(_ src: UnsafePointer<Self>, _ indices: UnsafePointer<Int32>,
+    static func scatterAddKernel(_ src: UnsafePointer<Self>, _ indices: UnsafePointer<Int32>,
                                   _ dst: UnsafeMutablePointer<Self>, count: Int) {
         for i in 0..<count { dst[Int(indices[i])] += src[i] }
     }
 
-    public static func reluBackward(_ g: UnsafePointer<Self>, _ y: UnsafePointer<Self>,
+    static func reluBackwardKernel(_ g: UnsafePointer<Self>, _ y: UnsafePointer<Self>,
                                     _ dx: UnsafeMutablePointer<Self>, count: Int) {
         Parallel.forRanges(count, minimumPerThread: 1 << 15) { range in
             for i in range { dx[i] = y[i] > 0 ? g[i] : 0 }
         }
     }
 
-    public static func zip(_ op: BinaryOp, _ a: UnsafePointer<Self>, _ aStrides: [Int], _ b: UnsafePointer<Self>,
+    static func zipKernel(_ op: BinaryOp, _ a: UnsafePointer<Self>, _ aStrides: [Int], _ b: UnsafePointer<Self>,
                            _ bStrides: [Int], _ out: UnsafeMutablePointer<Self>, shape: [Int]) {
         let count = shape.reduce(1, *)
         guard count > 0 else { return }
@@ -214,7 +214,7 @@ extension TensorScalar {
         }
     }
 
-    public static func stridedCopy(_ src: UnsafePointer<Self>, srcOffset: Int, srcStrides: [Int],
+    static func stridedCopyKernel(_ src: UnsafePointer<Self>, srcOffset: Int, srcStrides: [Int],
                                    _ dst: UnsafeMutablePointer<Self>, dstOffset: Int, dstStrides: [Int],
                                    shape: [Int], accumulate: Bool) {
         let count = shape.reduce(1, *)
@@ -249,7 +249,7 @@ extension TensorScalar {
         }
     }
 
-    public static func reduce(_ op: ReduceOp, _ src: UnsafePointer<Self>, shape: [Int], reduced: [Bool],
+    static func reduceKernel(_ op: ReduceOp, _ src: UnsafePointer<Self>, shape: [Int], reduced: [Bool],
                               _ dst: UnsafeMutablePointer<Self>) {
         let outShape = zipShape(shape, reduced)
         let outCount = outShape.reduce(1, *)

@@ -3,7 +3,7 @@
 // log_softmax(x)_i = x_i - m - log(sum_j exp(x_j - m)) with m the line's maximum, so no exponential overflows.
 
 extension TensorScalar {
-    public static func logSoftmax(_ x: UnsafePointer<Self>, _ y: UnsafeMutablePointer<Self>,
+    static func logSoftmaxKernel(_ x: UnsafePointer<Self>, _ y: UnsafeMutablePointer<Self>,
                                   outer: Int, size: Int, inner: Int) {
         let lines = outer * inner
         guard lines > 0, size > 0 else { return }
@@ -25,7 +25,7 @@ extension TensorScalar {
         }
     }
 
-    public static func logSoftmaxBackward(_ g: UnsafePointer<Self>, _ y: UnsafePointer<Self>,
+    static func logSoftmaxBackwardKernel(_ g: UnsafePointer<Self>, _ y: UnsafePointer<Self>,
                                           _ dx: UnsafeMutablePointer<Self>, outer: Int, size: Int, inner: Int) {
         let lines = outer * inner
         guard lines > 0, size > 0 else { return }
@@ -41,7 +41,7 @@ extension TensorScalar {
         }
     }
 
-    public static func crossEntropy(_ logits: UnsafePointer<Self>, targets: UnsafePointer<Int>, rows: Int,
+    static func crossEntropyKernel(_ logits: UnsafePointer<Self>, targets: UnsafePointer<Int>, rows: Int,
                                     classes: Int, _ probabilities: UnsafeMutablePointer<Self>) -> Self {
         guard rows > 0, classes > 0 else { return 0 }
         // Per-row losses first, then one sum in row order: the result does not depend on the thread count.
@@ -71,7 +71,7 @@ extension TensorScalar {
         return sum
     }
 
-    public static func crossEntropyBackward(_ probabilities: UnsafePointer<Self>, targets: UnsafePointer<Int>,
+    static func crossEntropyBackwardKernel(_ probabilities: UnsafePointer<Self>, targets: UnsafePointer<Int>,
                                             rows: Int, classes: Int, scale: Self, _ dx: UnsafeMutablePointer<Self>) {
         guard rows > 0, classes > 0 else { return }
         Parallel.forRanges(rows, minimumPerThread: Swift.max(1, (1 << 15) / classes)) { range in
