@@ -325,6 +325,24 @@ final class LibraryOpTests: XCTestCase {
         checkGradients([x], "reduce prod with a group") { try! $0[0].reduced("a (b k) c -> (c a) b", .prod, ["k": 3]) }
     }
 
+    /// reduce accepts and rejects what einops 0.8 accepts and rejects (checked against einops for an input of shape
+    /// (2, 3, 4)).
+    func testEinopsReduceAcceptsAndRejectsAsEinops() {
+        let x = Tensor<Float>(zeros: [2, 3, 4])
+        let rejected: [(String, [String: Int])] = [
+            ("a b c -> a d", [:]), ("a b c -> a 2", [:]), ("a b c -> a", ["d": 2]), ("a b -> a", [:]),
+            ("a b c -> a a", [:]), ("(a b) c d -> a", [:]), ("a b c -> (a ...)", [:]), ("... a -> ... a b", [:]),
+            ("a b c -> c", ["a": 3]),
+        ]
+        for (pattern, axes) in rejected {
+            XCTAssertThrowsError(try x.reduced(pattern, .sum, axes), "\(pattern) \(axes)")
+        }
+        for (pattern, axes, shape) in [("a b c -> a 1", [String: Int](), [2, 1]), ("a b c -> () a", [:], [1, 2]),
+                                       ("a (b 3) c -> b", [:], [1])] {
+            XCTAssertEqual(try x.reduced(pattern, .prod, axes).shape, shape, pattern)
+        }
+    }
+
     // MARK: - Indexing
 
     func testGatherAndIndexSelect() {
