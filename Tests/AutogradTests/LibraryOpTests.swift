@@ -112,6 +112,8 @@ final class LibraryOpTests: XCTestCase {
         let big = Tensor<Float>(shape: [2, 2], scalars: [1000, 1000, -.infinity, -.infinity])
         XCTAssertEqual(big.logSumExp(axis: 1).scalars, [1000 + Float(Foundation.log(2.0)), -.infinity])
         XCTAssertEqual(big.softmax(axis: 1).scalars[0 ..< 2], [0.5, 0.5])
+        XCTAssertEqual(Tensor<Float>(shape: [2], scalars: [1000, 1000]).logSoftmax().scalars,
+                       [-Float(Foundation.log(2.0)), -Float(Foundation.log(2.0))])
         // Large logits keep float precision (1e-5 relative is PyTorch's tolerance; exp(log_softmax) misses it).
         assertClose(Tensor<Float>(shape: [3], scalars: [1000, 999, 0]).softmax().scalars.map(Double.init),
                     [1 / (1 + Foundation.exp(-1.0)), 1 / (1 + Foundation.exp(1.0)), 0], 1e-6, "softmax of large logits")

@@ -1,6 +1,6 @@
 // MARK: - Softmax and cross-entropy kernels
 //
-// log_softmax(x)_i = x_i - m - log(sum_j exp(x_j - m)) with m the line's maximum, so no exponential overflows.
+// log_softmax(x)_i = (x_i - m) - log(sum_j exp(x_j - m)) with m the line's maximum, so no exponential overflows.
 
 extension TensorScalar {
     static func logSoftmaxKernel(_ x: UnsafePointer<Self>, _ y: UnsafeMutablePointer<Self>,
@@ -19,8 +19,10 @@ extension TensorScalar {
                 }
                 var total: Self = 0
                 for i in 0..<size { total += Self.exp(src[i * inner] - m) }
-                let shift = m + Self.log(total)
-                for i in 0..<size { dst[i * inner] = src[i * inner] - shift }
+                // (x - m) - log(total), not x - (m + log(total)): the latter rounds to the ulp of m (3e-5 relative
+                // for a line of two logits near 1000).
+                let logTotal = Self.log(total)
+                for i in 0..<size { dst[i * inner] = (src[i * inner] - m) - logTotal }
             }
         }
     }
