@@ -14,6 +14,8 @@ public enum EinopsReduction: String, Sendable, CaseIterable {
     case max
     /// Gradient shared evenly among tied minima.
     case min
+    /// The product; its gradient is the product of the other elements, exact where some are 0.
+    case prod
 }
 
 extension Tensor {
@@ -79,7 +81,8 @@ extension Tensor {
             case .sum: result = result.sum(axes: dropped)
             case .mean: result = result.mean(axes: dropped)
             case .max: result = result.max(axes: dropped)
-            case .min: result = -(-result).max(axes: dropped)
+            case .min: result = result.min(axes: dropped)
+            case .prod: result = result.product(axes: dropped)
             }
         }
         result = result.permuted(plan.permutation)

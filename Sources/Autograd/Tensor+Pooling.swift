@@ -78,3 +78,63 @@ extension Tensor {
         }
     }
 }
+
+// MARK: - Average pooling
+//
+// avg_pool2d is a convolution of each (n, c) plane with a constant kernel of 1 / (kh kw) (zero padding counted in
+// the average, as PyTorch's default count_include_pad=True), so its vjp is the convolution's input gradient: each
+// output gradient spread evenly over its window. adaptive_avg_pool2d averages separable bins, so it is two matrix
+// products with averaging matrices, whose vjps are the transposed products.
+
+extension Tensor {
+    /// 2-D average pooling over (N, C, H, W) or (C, H, W), as `torch.nn.functional.avg_pool2d` (floor mode, zero
+    /// padding counted in the average).
+    ///
+    /// - Parameters:
+    ///   - kernel: window (kh, kw).
+    ///   - stride: step (sh, sw); the kernel size when nil.
+    ///   - padding: zero border (ph, pw), each at most half the kernel.
+    /// - Returns: (N, C, Hout, Wout) with Hout = floor((H + 2 ph - kh) / sh) + 1, likewise Wout.
+    public func avgPool2d(kernel: (Int, Int), stride: (Int, Int)? = nil, padding: (Int, Int) = (0, 0)) -> Tensor {
+        check(rank == 4 || rank == 3, "avgPool2d: input shape \(shape) is not (N, C, H, W) or (C, H, W)")
+        let s = stride ?? kernel
+        check(kernel.0 > 0 && kernel.1 > 0 && s.0 > 0 && s.1 > 0,
+              "avgPool2d: kernel \(kernel) and stride \(s) must be positive (input shape \(shape))")
+        check(padding.0 >= 0 && padding.1 >= 0 && 2 * padding.0 <= kernel.0 && 2 * padding.1 <= kernel.1,
+              "avgPool2d: padding \(padding) must be at most half of the kernel \(kernel) (input shape \(shape))")
+        let (h, w) = (shape[rank - 2], shape[rank - 1])
+        check(h + 2 * padding.0 >= kernel.0 && w + 2 * padding.1 >= kernel.1,
+              "avgPool2d: kernel \(kernel) is larger than the padded input of shape \(shape) (padding \(padding))")
+        let planes = shape[..<(rank - 2)].reduce(1, *)
+        let weight = Tensor(repeating: 1 / Scalar(kernel.0 * kernel.1), shape: [1, 1, kernel.0, kernel.1])
+        let pooled = reshaped([planes, 1, h, w]).conv2d(weight: weight, stride: s, padding: padding)
+        return pooled.reshaped(Array(shape[..<(rank - 2)]) + Array(pooled.shape[2...]))
+    }
+
+    /// 2-D adaptive average pooling over (N, C, H, W) or (C, H, W) to `outputSize` (oh, ow), as
+    /// `torch.nn.functional.adaptive_avg_pool2d`: output row i averages input rows floor(i H / oh) ..<
+    /// ceil((i + 1) H / oh), likewise columns. Returns (N, C, oh, ow).
+    public func adaptiveAvgPool2d(outputSize: (Int, Int)) -> Tensor {
+        check(rank == 4 || rank == 3, "adaptiveAvgPool2d: input shape \(shape) is not (N, C, H, W) or (C, H, W)")
+        check(outputSize.0 > 0 && outputSize.1 > 0,
+              "adaptiveAvgPool2d: output size \(outputSize) must be positive (input shape \(shape))")
+        let (h, w) = (shape[rank - 2], shape[rank - 1])
+        check(h > 0 && w > 0, "adaptiveAvgPool2d: the input of shape \(shape) has an empty plane")
+        let lead = Array(shape[..<(rank - 2)])
+        // (in, out) matrices: column o holds 1 / (end - start) over the bin of output o.
+        func averaging(_ size: Int, _ out: Int) -> Tensor {
+            var m = [Scalar](repeating: 0, count: size * out)
+            for o in 0..<out {
+                let start = (o * size) / out, end = ((o + 1) * size + out - 1) / out
+                for i in start..<end { m[i * out + o] = 1 / Scalar(end - start) }
+            }
+            return Tensor(shape: [size, out], scalars: m)
+        }
+        let planes = lead.reduce(1, *)
+        let columns = reshaped([planes * h, w]).matmul(averaging(w, outputSize.1))          // (P H, ow)
+        let rows = columns.reshaped([planes, h, outputSize.1]).transposed(1, 2)             // (P, ow, H)
+            .reshaped([planes * outputSize.1, h]).matmul(averaging(h, outputSize.0))         // (P ow, oh)
+        return rows.reshaped([planes, outputSize.1, outputSize.0]).transposed(1, 2)
+            .reshaped(lead + [outputSize.0, outputSize.1])
+    }
+}

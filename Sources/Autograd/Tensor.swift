@@ -16,9 +16,9 @@ public struct Tensor<Scalar: TensorScalar> {
 
     /// A tensor with the given elements; precondition: `scalars.count` equals the product of `shape`.
     public init(shape: [Int], scalars: [Scalar]) {
-        check(shape.allSatisfy { $0 >= 0 }, "Tensor: negative dimension in shape \(shape)")
-        check(scalars.count == shape.reduce(1, *),
-              "Tensor: \(scalars.count) scalars do not fill shape \(shape)")
+        precondition(shape.allSatisfy { $0 >= 0 }, "Tensor: negative dimension in shape \(shape)")
+        precondition(scalars.count == shape.reduce(1, *),
+                     "Tensor: \(scalars.count) scalars do not fill shape \(shape)")
         self.shape = shape
         self.scalars = scalars
     }
@@ -61,14 +61,12 @@ public struct Tensor<Scalar: TensorScalar> {
 
     // MARK: - Properties
 
-    /// The number of axes (0 for a scalar).
     public var rank: Int { shape.count }
-    /// The number of elements, the product of `shape`.
     public var count: Int { scalars.count }
 
     /// The single element of a tensor with one element.
     public var item: Scalar {
-        check(scalars.count == 1, "item: tensor of shape \(shape) has \(scalars.count) elements")
+        precondition(scalars.count == 1, "item: tensor of shape \(shape) has \(scalars.count) elements")
         return scalars[0]
     }
 
@@ -106,23 +104,13 @@ public struct Tensor<Scalar: TensorScalar> {
     /// Replaces the values in place, keeping the autograd identity (for optimisers and loading weights).
     /// Precondition: same number of elements.
     public mutating func assign(_ newScalars: [Scalar]) {
-        check(newScalars.count == scalars.count,
-              "assign: \(newScalars.count) values for a tensor of shape \(shape)")
+        precondition(newScalars.count == scalars.count,
+                     "assign: \(newScalars.count) values for a tensor of shape \(shape)")
         scalars = newScalars
     }
 
     /// Mutable access to the values, keeping the autograd identity (for optimisers).
     public mutating func withUnsafeMutableScalars<R>(_ body: (inout UnsafeMutableBufferPointer<Scalar>) throws -> R) rethrows -> R {
         try scalars.withUnsafeMutableBufferPointer(body)
-    }
-}
-
-// MARK: - Printing
-
-extension Tensor: CustomStringConvertible {
-    /// The shape and the elements (abbreviated for large tensors).
-    public var description: String {
-        let shown = scalars.prefix(8).map { "\($0)" }.joined(separator: ", ")
-        return "Tensor<\(Scalar.dtypeName)>(shape: \(shape), [\(shown)\(scalars.count > 8 ? ", ..." : "")])"
     }
 }

@@ -2,109 +2,277 @@ import CBLAS
 import Foundation
 
 /// The element types a `Tensor` can hold: `Float` (the framework's working precision) and `Double` (for gradient
-/// checks).
+/// checks). The framework provides both conformances; the set is closed.
 ///
-/// Ops are written once, generically; every loop over elements lives in a kernel (`Kernels/`) declared here as a
-/// static requirement. Calling a kernel through the protocol dispatches once per op to code the compiler has
-/// specialised for the concrete element type, so generic op code stays fast even when called from other modules.
+/// Ops are written once, generically; every loop over elements lives in a kernel (`Kernels/`). Each element type
+/// hands out one table of its kernels, `TensorKernels`, built from code the compiler has specialised for that type:
+/// generic op code reaches fast kernels through one indirect call per kernel call, also when it runs from other
+/// modules. The table's members are internal: kernels are no part of the public API.
 public protocol TensorScalar: BinaryFloatingPoint, SIMDScalar, Codable, Sendable, CustomStringConvertible
 where Self.RawSignificand: FixedWidthInteger {
     /// Name used in messages and files: "F32" or "F64".
     static var dtypeName: String { get }
 
+    /// The framework's kernels for this element type (internal members; not for calling).
+    static var _kernels: TensorKernels<Self> { get }
+}
+
+/// The kernels of one element type (see `TensorScalar`); created by the framework only, its members are internal.
+public final class TensorKernels<Scalar: TensorScalar>: @unchecked Sendable {
+    typealias In = UnsafePointer<Scalar>
+    typealias Out = UnsafeMutablePointer<Scalar>
+
+    let prefersWinograd: Bool
+    let gemm: (Bool, Bool, Int, Int, Int, Scalar, In, Int, In, Int, Scalar, Out, Int) -> Void
+    let map: (UnaryOp<Scalar>, UnsafeBufferPointer<Scalar>, UnsafeMutableBufferPointer<Scalar>) -> Void
+    let accumulate: (In, Out, Int) -> Void
+    let reluBackward: (In, In, Out, Int) -> Void
+    let gather: (In, UnsafePointer<Int32>, Out, Int) -> Void
+    let scatterAdd: (In, UnsafePointer<Int32>, Out, Int) -> Void
+    let zip: (BinaryOp, In, [Int], In, [Int], Out, [Int]) -> Void
+    let stridedCopy: (In, Int, [Int], Out, Int, [Int], [Int], Bool) -> Void
+    let reduce: (ReduceOp, In, [Int], [Bool], Out) -> Void
+    let im2col: (In, Out, ConvolutionGeometry) -> Void
+    let col2im: (In, Out, ConvolutionGeometry) -> Void
+    let convolutionForward: (In, In, In?, Out, Int, ConvolutionGeometry) -> Void
+    let convolutionGradInput: (In, In, Out, Int, ConvolutionGeometry) -> Void
+    let convolutionGradWeight: (In, In, Out, Int, ConvolutionGeometry) -> Void
+    let channelSums: (In, Out, Int, Int, Int) -> Void
+    let winogradFilters: (In, Out, WinogradGeometry) -> Void
+    let winogradForward: (In, In, In?, Out, WinogradGeometry) -> Void
+    let winogradBackward: (In, In?, In?, Out?, Out?, Out?, WinogradGeometry) -> Void
+    let swapLeadingAxes: (In, Out, Int, Int, Int, In?) -> Void
+    let maxPool: (In, Out, UnsafeMutablePointer<Int32>, PoolingGeometry) -> Void
+    let maxPoolBackward: (In, UnsafePointer<Int32>, Out, PoolingGeometry) -> Void
+    let logSoftmax: (In, Out, Int, Int, Int) -> Void
+    let logSoftmaxBackward: (In, In, Out, Int, Int, Int) -> Void
+    let crossEntropy: (In, UnsafePointer<Int>, Int, Int, Out) -> Scalar
+    let crossEntropyBackward: (In, UnsafePointer<Int>, Int, Int, Scalar, Out) -> Void
+
+    /// The generic kernels (`Kernels/`) as specialised for `Scalar`, with `gemm` from BLAS and the given
+    /// replacements for the few kernels that have a type-specific version.
+    init(prefersWinograd: Bool,
+         gemm: @escaping (Bool, Bool, Int, Int, Int, Scalar, In, Int, In, Int, Scalar, Out, Int) -> Void,
+         map: @escaping (UnaryOp<Scalar>, UnsafeBufferPointer<Scalar>, UnsafeMutableBufferPointer<Scalar>) -> Void
+             = { Scalar.mapKernel($0, $1, $2) },
+         reluBackward: @escaping (In, In, Out, Int) -> Void = { Scalar.reluBackwardKernel($0, $1, $2, count: $3) },
+         maxPool: @escaping (In, Out, UnsafeMutablePointer<Int32>, PoolingGeometry) -> Void
+             = { Scalar.maxPoolKernel($0, $1, $2, geometry: $3) }) {
+        self.prefersWinograd = prefersWinograd
+        self.gemm = gemm
+        self.map = map
+        self.reluBackward = reluBackward
+        self.maxPool = maxPool
+        accumulate = { Scalar.accumulateKernel($0, into: $1, count: $2) }
+        gather = { Scalar.gatherKernel($0, $1, $2, count: $3) }
+        scatterAdd = { Scalar.scatterAddKernel($0, $1, $2, count: $3) }
+        zip = { Scalar.zipKernel($0, $1, $2, $3, $4, $5, shape: $6) }
+        stridedCopy = {
+            Scalar.stridedCopyKernel($0, srcOffset: $1, srcStrides: $2, $3, dstOffset: $4, dstStrides: $5,
+                                     shape: $6, accumulate: $7)
+        }
+        reduce = { Scalar.reduceKernel($0, $1, shape: $2, reduced: $3, $4) }
+        im2col = { Scalar.im2colKernel($0, $1, geometry: $2) }
+        col2im = { Scalar.col2imKernel($0, $1, geometry: $2) }
+        convolutionForward = {
+            Scalar.convolutionForwardKernel($0, weight: $1, bias: $2, $3, outChannels: $4, geometry: $5)
+        }
+        convolutionGradInput = {
+            Scalar.convolutionGradInputKernel($0, weight: $1, $2, outChannels: $3, geometry: $4)
+        }
+        convolutionGradWeight = {
+            Scalar.convolutionGradWeightKernel($0, input: $1, $2, outChannels: $3, geometry: $4)
+        }
+        channelSums = { Scalar.channelSumsKernel($0, $1, batch: $2, channels: $3, plane: $4) }
+        winogradFilters = { Scalar.winogradFiltersKernel($0, $1, geometry: $2) }
+        winogradForward = { Scalar.winogradForwardKernel($0, filters: $1, bias: $2, $3, geometry: $4) }
+        winogradBackward = {
+            Scalar.winogradBackwardKernel($0, filters: $1, input: $2, gradInput: $3, gradWeight: $4, gradBias: $5,
+                                          geometry: $6)
+        }
+        swapLeadingAxes = { Scalar.swapLeadingAxesKernel($0, $1, outer: $2, middle: $3, inner: $4, bias: $5) }
+        maxPoolBackward = { Scalar.maxPoolBackwardKernel($0, $1, $2, geometry: $3) }
+        logSoftmax = { Scalar.logSoftmaxKernel($0, $1, outer: $2, size: $3, inner: $4) }
+        logSoftmaxBackward = { Scalar.logSoftmaxBackwardKernel($0, $1, $2, outer: $3, size: $4, inner: $5) }
+        crossEntropy = { Scalar.crossEntropyKernel($0, targets: $1, rows: $2, classes: $3, $4) }
+        crossEntropyBackward = {
+            Scalar.crossEntropyBackwardKernel($0, targets: $1, rows: $2, classes: $3, scale: $4, $5)
+        }
+    }
+}
+
+// MARK: - The two element types
+
+extension Float: TensorScalar {
+    public static var dtypeName: String { "F32" }
+    public static var _kernels: TensorKernels<Float> { floatKernels }
+}
+
+extension Double: TensorScalar {
+    public static var dtypeName: String { "F64" }
+    public static var _kernels: TensorKernels<Double> { doubleKernels }
+}
+
+/// Float: BLAS `sgemm`, Winograd by default for the convolutions it supports, and the lane-mask versions of relu
+/// and max pooling (`Kernels/FloatKernels.swift`).
+private let floatKernels = TensorKernels<Float>(
+    prefersWinograd: true,
+    gemm: { transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc in
+        BLASLibrary.prepare()
+        cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
+                    Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
+    },
+    map: { Float.mapFloat($0, $1, $2) },
+    reluBackward: { Float.reluBackwardFloat($0, $1, $2, count: $3) },
+    maxPool: { Float.maxPoolFloat($0, $1, $2, geometry: $3) })
+
+/// Double (gradient checks): BLAS `dgemm`, the exact im2col path for every convolution, the generic kernels.
+private let doubleKernels = TensorKernels<Double>(
+    prefersWinograd: false,
+    gemm: { transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc in
+        BLASLibrary.prepare()
+        cblas_dgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
+                    Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
+    })
+
+// MARK: - Kernel entry points
+//
+// What ops and kernels call: each forwards to the element type's table. Internal.
+
+extension TensorScalar {
     /// True when `conv2d` with `.fastest` takes the Winograd kernels for the 3x3 stride-1 convolutions they
     /// support: for `Float`; `Double` (used for gradient checks) keeps the exact im2col path.
-    static var prefersWinograd: Bool { get }
+    static var prefersWinograd: Bool { _kernels.prefersWinograd }
+
+    /// e^x and the natural logarithm, per element: `expf` / `logf` for Float, `exp` / `log` for Double. A test
+    /// of the type that the specialised kernels fold away.
+    @inline(__always) static func exp(_ x: Self) -> Self {
+        if Self.self == Float.self { return unsafeBitCast(Foundation.expf(unsafeBitCast(x, to: Float.self)), to: Self.self) }
+        return unsafeBitCast(Foundation.exp(unsafeBitCast(x, to: Double.self)), to: Self.self)
+    }
+
+    @inline(__always) static func log(_ x: Self) -> Self {
+        if Self.self == Float.self { return unsafeBitCast(Foundation.logf(unsafeBitCast(x, to: Float.self)), to: Self.self) }
+        return unsafeBitCast(Foundation.log(unsafeBitCast(x, to: Double.self)), to: Self.self)
+    }
 
     /// C = alpha * op(A) * op(B) + beta * C, row-major, through BLAS (`sgemm` / `dgemm`).
     static func gemm(
         transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Self,
         a: UnsafePointer<Self>, lda: Int, b: UnsafePointer<Self>, ldb: Int,
-        beta: Self, c: UnsafeMutablePointer<Self>, ldc: Int)
-
-    /// e^x of one element.
-    static func exp(_ x: Self) -> Self
-    /// The natural logarithm of one element.
-    static func log(_ x: Self) -> Self
-
-    // MARK: - Kernels (implemented once, generically, in Kernels/)
+        beta: Self, c: UnsafeMutablePointer<Self>, ldc: Int
+    ) {
+        _kernels.gemm(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+    }
 
     /// out[i] = op(x[i]).
-    static func map(_ op: UnaryOp<Self>, _ x: UnsafeBufferPointer<Self>, _ out: UnsafeMutableBufferPointer<Self>)
+    static func map(_ op: UnaryOp<Self>, _ x: UnsafeBufferPointer<Self>, _ out: UnsafeMutableBufferPointer<Self>) {
+        _kernels.map(op, x, out)
+    }
 
     /// dst[i] += src[i] for i in 0..<count (gradient accumulation).
-    static func accumulate(_ src: UnsafePointer<Self>, into dst: UnsafeMutablePointer<Self>, count: Int)
+    static func accumulate(_ src: UnsafePointer<Self>, into dst: UnsafeMutablePointer<Self>, count: Int) {
+        _kernels.accumulate(src, dst, count)
+    }
 
     /// dx[i] = y[i] > 0 ? g[i] : 0: the gradient of relu given its output y.
     static func reluBackward(_ g: UnsafePointer<Self>, _ y: UnsafePointer<Self>, _ dx: UnsafeMutablePointer<Self>,
-                             count: Int)
+                             count: Int) {
+        _kernels.reluBackward(g, y, dx, count)
+    }
 
     /// dst[i] = src[indices[i]] for i in 0..<count.
     static func gather(_ src: UnsafePointer<Self>, _ indices: UnsafePointer<Int32>, _ dst: UnsafeMutablePointer<Self>,
-                       count: Int)
+                       count: Int) {
+        _kernels.gather(src, indices, dst, count)
+    }
 
     /// dst[indices[i]] += src[i] for i in 0..<count, in order (the adjoint of `gather`).
     static func scatterAdd(_ src: UnsafePointer<Self>, _ indices: UnsafePointer<Int32>,
-                           _ dst: UnsafeMutablePointer<Self>, count: Int)
+                           _ dst: UnsafeMutablePointer<Self>, count: Int) {
+        _kernels.scatterAdd(src, indices, dst, count)
+    }
 
     /// out = op(a, b) over `shape`, reading a and b through strides (0 on broadcast axes); out is contiguous.
     static func zip(_ op: BinaryOp, _ a: UnsafePointer<Self>, _ aStrides: [Int], _ b: UnsafePointer<Self>,
-                    _ bStrides: [Int], _ out: UnsafeMutablePointer<Self>, shape: [Int])
+                    _ bStrides: [Int], _ out: UnsafeMutablePointer<Self>, shape: [Int]) {
+        _kernels.zip(op, a, aStrides, b, bStrides, out, shape)
+    }
 
     /// Copies (or adds, when `accumulate`) the strided view `src[srcOffset + i . srcStrides]` over `shape` into
     /// `dst[dstOffset + i . dstStrides]`. Strides may be negative (flip) or zero (expand, on the source side).
     static func stridedCopy(_ src: UnsafePointer<Self>, srcOffset: Int, srcStrides: [Int],
                             _ dst: UnsafeMutablePointer<Self>, dstOffset: Int, dstStrides: [Int],
-                            shape: [Int], accumulate: Bool)
+                            shape: [Int], accumulate: Bool) {
+        _kernels.stridedCopy(src, srcOffset, srcStrides, dst, dstOffset, dstStrides, shape, accumulate)
+    }
 
     /// Reduces `src` of `shape` over the axes where `reduced` is true into a contiguous `dst` (those axes of size 1).
     static func reduce(_ op: ReduceOp, _ src: UnsafePointer<Self>, shape: [Int], reduced: [Bool],
-                       _ dst: UnsafeMutablePointer<Self>)
+                       _ dst: UnsafeMutablePointer<Self>) {
+        _kernels.reduce(op, src, shape, reduced, dst)
+    }
 
     /// Unfolds image patches into columns (`Kernels/ConvolutionKernels.swift`): `columns` is
     /// (channels * kernelHeight * kernelWidth, batch * outputHeight * outputWidth), row-major; row
     /// (c, i, j) column (n, oy, ox) holds input[n, c, oy * strideH - padH + i * dilationH,
     /// ox * strideW - padW + j * dilationW], or 0 in the padding. Every element of `columns` is written.
     static func im2col(_ input: UnsafePointer<Self>, _ columns: UnsafeMutablePointer<Self>,
-                       geometry: ConvolutionGeometry)
+                       geometry: ConvolutionGeometry) {
+        _kernels.im2col(input, columns, geometry)
+    }
 
     /// The adjoint of `im2col`: adds every column entry into the input position it was read from (padding
     /// entries are dropped). `input` is (batch, channels, height, width) and is accumulated into, not cleared.
     static func col2im(_ columns: UnsafePointer<Self>, _ input: UnsafeMutablePointer<Self>,
-                       geometry: ConvolutionGeometry)
+                       geometry: ConvolutionGeometry) {
+        _kernels.col2im(columns, input, geometry)
+    }
 
     /// Convolution by im2col and GEMM over chunks of images (`Kernels/ConvolutionKernels.swift`): `input`
     /// (N, C, H, W), `weight` (K, C, kh, kw), optional `bias` (K), into `output` (N, K, outH, outW).
     static func convolutionForward(_ input: UnsafePointer<Self>, weight: UnsafePointer<Self>,
                                    bias: UnsafePointer<Self>?, _ output: UnsafeMutablePointer<Self>,
-                                   outChannels: Int, geometry: ConvolutionGeometry)
+                                   outChannels: Int, geometry: ConvolutionGeometry) {
+        _kernels.convolutionForward(input, weight, bias, output, outChannels, geometry)
+    }
 
     /// The input gradient of `convolutionForward` for `gradOutput`, written (not accumulated) to `gradInput`.
     static func convolutionGradInput(_ gradOutput: UnsafePointer<Self>, weight: UnsafePointer<Self>,
                                      _ gradInput: UnsafeMutablePointer<Self>, outChannels: Int,
-                                     geometry: ConvolutionGeometry)
+                                     geometry: ConvolutionGeometry) {
+        _kernels.convolutionGradInput(gradOutput, weight, gradInput, outChannels, geometry)
+    }
 
     /// The weight gradient of `convolutionForward` for `gradOutput`, written (not accumulated) to `gradWeight`.
     /// Sums of products of the inputs and output gradients, so a weight whose inputs or outputs are all zero gets an
     /// exact zero.
     static func convolutionGradWeight(_ gradOutput: UnsafePointer<Self>, input: UnsafePointer<Self>,
                                       _ gradWeight: UnsafeMutablePointer<Self>, outChannels: Int,
-                                      geometry: ConvolutionGeometry)
+                                      geometry: ConvolutionGeometry) {
+        _kernels.convolutionGradWeight(gradOutput, input, gradWeight, outChannels, geometry)
+    }
 
     /// sums[c] = the sum of x[n, c, l] over n and l, for x (batch, channels, plane): a convolution's bias gradient.
     static func channelSums(_ x: UnsafePointer<Self>, _ sums: UnsafeMutablePointer<Self>, batch: Int, channels: Int,
-                            plane: Int)
+                            plane: Int) {
+        _kernels.channelSums(x, sums, batch, channels, plane)
+    }
 
     /// Winograd F(3x3, 3x3) transformed filters (`Kernels/WinogradKernels.swift`): `weight` (K, C, 3, 3) into
     /// `filters` of `geometry.filterCount` elements, laid out [25 positions][C][K rounded up to 8].
     static func winogradFilters(_ weight: UnsafePointer<Self>, _ filters: UnsafeMutablePointer<Self>,
-                                geometry: WinogradGeometry)
+                                geometry: WinogradGeometry) {
+        _kernels.winogradFilters(weight, filters, geometry)
+    }
 
     /// 3x3 convolution with stride 1 (cross-correlation, zero padding) of `input` (N, C, H, W) with the transformed
     /// filters, plus `bias` (K) when given, into `output` (N, K, outH, outW); every output element is written.
     static func winogradForward(_ input: UnsafePointer<Self>, filters: UnsafePointer<Self>,
                                 bias: UnsafePointer<Self>?, _ output: UnsafeMutablePointer<Self>,
-                                geometry: WinogradGeometry)
+                                geometry: WinogradGeometry) {
+        _kernels.winogradForward(input, filters, bias, output, geometry)
+    }
 
     /// The gradients of `winogradForward` for the output gradient `gradOutput` (N, K, outH, outW), each written (not
     /// accumulated) when its destination is given: `gradInput` (N, C, H, W) from the same transformed `filters`;
@@ -113,85 +281,55 @@ where Self.RawSignificand: FixedWidthInteger {
     static func winogradBackward(_ gradOutput: UnsafePointer<Self>, filters: UnsafePointer<Self>?,
                                  input: UnsafePointer<Self>?, gradInput: UnsafeMutablePointer<Self>?,
                                  gradWeight: UnsafeMutablePointer<Self>?, gradBias: UnsafeMutablePointer<Self>?,
-                                 geometry: WinogradGeometry)
+                                 geometry: WinogradGeometry) {
+        _kernels.winogradBackward(gradOutput, filters, input, gradInput, gradWeight, gradBias, geometry)
+    }
 
     /// dst[b, a, l] = src[a, b, l] (+ bias[a] when `bias` is given) for src of shape (outer, middle, inner):
     /// swaps the two leading axes of a contiguous tensor (the convolution's channel / batch reordering).
     static func swapLeadingAxes(_ src: UnsafePointer<Self>, _ dst: UnsafeMutablePointer<Self>,
-                                outer: Int, middle: Int, inner: Int, bias: UnsafePointer<Self>?)
+                                outer: Int, middle: Int, inner: Int, bias: UnsafePointer<Self>?) {
+        _kernels.swapLeadingAxes(src, dst, outer, middle, inner, bias)
+    }
 
     /// Max pooling over (planes, depth, height, width) (`Kernels/PoolingKernels.swift`): writes each window's
     /// maximum and the flat in-plane index (d * height * width + h * width + w) of the first maximum in scan order;
     /// a NaN in a window wins. Padding positions never win.
     static func maxPool(_ input: UnsafePointer<Self>, _ output: UnsafeMutablePointer<Self>,
-                        _ indices: UnsafeMutablePointer<Int32>, geometry: PoolingGeometry)
+                        _ indices: UnsafeMutablePointer<Int32>, geometry: PoolingGeometry) {
+        _kernels.maxPool(input, output, indices, geometry)
+    }
 
     /// The adjoint of `maxPool`: adds each output gradient into its recorded argmax of `gradInput` (accumulated
     /// into, not cleared).
     static func maxPoolBackward(_ gradOutput: UnsafePointer<Self>, _ indices: UnsafePointer<Int32>,
-                                _ gradInput: UnsafeMutablePointer<Self>, geometry: PoolingGeometry)
+                                _ gradInput: UnsafeMutablePointer<Self>, geometry: PoolingGeometry) {
+        _kernels.maxPoolBackward(gradOutput, indices, gradInput, geometry)
+    }
 
     /// y = log_softmax(x) along the middle axis of a contiguous (outer, size, inner) tensor
     /// (`Kernels/LossKernels.swift`), stabilised by subtracting each line's maximum.
     static func logSoftmax(_ x: UnsafePointer<Self>, _ y: UnsafeMutablePointer<Self>,
-                           outer: Int, size: Int, inner: Int)
+                           outer: Int, size: Int, inner: Int) {
+        _kernels.logSoftmax(x, y, outer, size, inner)
+    }
 
     /// dx = g - exp(y) * sum(g) along the middle axis, given the forward result y = log_softmax(x).
     static func logSoftmaxBackward(_ g: UnsafePointer<Self>, _ y: UnsafePointer<Self>,
-                                   _ dx: UnsafeMutablePointer<Self>, outer: Int, size: Int, inner: Int)
+                                   _ dx: UnsafeMutablePointer<Self>, outer: Int, size: Int, inner: Int) {
+        _kernels.logSoftmaxBackward(g, y, dx, outer, size, inner)
+    }
 
     /// Cross-entropy of logits (rows, classes) against class indices in 0..<classes: writes each row's softmax
     /// into `probabilities` and returns the sum over rows of -log softmax[row, target[row]].
     static func crossEntropy(_ logits: UnsafePointer<Self>, targets: UnsafePointer<Int>, rows: Int, classes: Int,
-                             _ probabilities: UnsafeMutablePointer<Self>) -> Self
+                             _ probabilities: UnsafeMutablePointer<Self>) -> Self {
+        _kernels.crossEntropy(logits, targets, rows, classes, probabilities)
+    }
 
     /// dx = scale * (probabilities - onehot(targets)), for the gradient of `crossEntropy`.
     static func crossEntropyBackward(_ probabilities: UnsafePointer<Self>, targets: UnsafePointer<Int>,
-                                     rows: Int, classes: Int, scale: Self, _ dx: UnsafeMutablePointer<Self>)
-}
-
-extension Float: TensorScalar {
-    /// "F32".
-    public static var dtypeName: String { "F32" }
-    /// True: the Winograd kernels are accurate enough in Float.
-    public static var prefersWinograd: Bool { true }
-
-    /// C = alpha op(A) op(B) + beta C through `cblas_sgemm`, row-major.
-    public static func gemm(
-        transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float,
-        a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
-        beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int
-    ) {
-        BLASLibrary.prepare()
-        cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
-                    Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
+                                     rows: Int, classes: Int, scale: Self, _ dx: UnsafeMutablePointer<Self>) {
+        _kernels.crossEntropyBackward(probabilities, targets, rows, classes, scale, dx)
     }
-
-    /// e^x through `expf`.
-    @inline(__always) public static func exp(_ x: Float) -> Float { Foundation.expf(x) }
-    /// ln x through `logf`.
-    @inline(__always) public static func log(_ x: Float) -> Float { Foundation.logf(x) }
-}
-
-extension Double: TensorScalar {
-    /// "F64".
-    public static var dtypeName: String { "F64" }
-    /// False: Double runs the exact im2col path (gradient checks want the direct sums).
-    public static var prefersWinograd: Bool { false }
-
-    /// C = alpha op(A) op(B) + beta C through `cblas_dgemm`, row-major.
-    public static func gemm(
-        transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Double,
-        a: UnsafePointer<Double>, lda: Int, b: UnsafePointer<Double>, ldb: Int,
-        beta: Double, c: UnsafeMutablePointer<Double>, ldc: Int
-    ) {
-        BLASLibrary.prepare()
-        cblas_dgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
-                    Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
-    }
-
-    /// e^x through `exp`.
-    @inline(__always) public static func exp(_ x: Double) -> Double { Foundation.exp(x) }
-    /// ln x through `log`.
-    @inline(__always) public static func log(_ x: Double) -> Double { Foundation.log(x) }
 }

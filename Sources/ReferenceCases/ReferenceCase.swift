@@ -131,6 +131,7 @@ public struct ReferenceCase {
     /// Runs the op on the case's inputs and compares result and gradients.
     func compute() throws -> [Comparison] {
         try validate()
+        if let library = try computeLibraryCase() { return library }  // LibraryCases.swift
         switch op {
         case "adamw": return try computeAdamW()
         case "model": return try computeModel()

@@ -1,21 +1,21 @@
 // MARK: - Convolution geometry
 
 /// Sizes of a 2-D convolution over NCHW input, as the im2col / col2im kernels see it.
-public struct ConvolutionGeometry: Sendable, Equatable {
-    public var batch: Int
-    public var channels: Int
-    public var height: Int
-    public var width: Int
-    public var kernelHeight: Int
-    public var kernelWidth: Int
-    public var strideHeight: Int
-    public var strideWidth: Int
-    public var padHeight: Int
-    public var padWidth: Int
-    public var dilationHeight: Int
-    public var dilationWidth: Int
+struct ConvolutionGeometry: Sendable, Equatable {
+    var batch: Int
+    var channels: Int
+    var height: Int
+    var width: Int
+    var kernelHeight: Int
+    var kernelWidth: Int
+    var strideHeight: Int
+    var strideWidth: Int
+    var padHeight: Int
+    var padWidth: Int
+    var dilationHeight: Int
+    var dilationWidth: Int
 
-    public init(batch: Int, channels: Int, height: Int, width: Int, kernel: (Int, Int),
+    init(batch: Int, channels: Int, height: Int, width: Int, kernel: (Int, Int),
                 stride: (Int, Int), padding: (Int, Int), dilation: (Int, Int)) {
         self.batch = batch
         self.channels = channels
@@ -28,17 +28,17 @@ public struct ConvolutionGeometry: Sendable, Equatable {
     }
 
     /// floor((H + 2p - d(k - 1) - 1) / s) + 1, as PyTorch (may be <= 0 for a kernel larger than the input).
-    public var outputHeight: Int {
+    var outputHeight: Int {
         Self.outputSize(height, kernelHeight, strideHeight, padHeight, dilationHeight)
     }
-    public var outputWidth: Int {
+    var outputWidth: Int {
         Self.outputSize(width, kernelWidth, strideWidth, padWidth, dilationWidth)
     }
 
     /// Rows of the column matrix: channels * kernelHeight * kernelWidth.
-    public var columnRows: Int { channels * kernelHeight * kernelWidth }
+    var columnRows: Int { channels * kernelHeight * kernelWidth }
     /// Columns of the column matrix: batch * outputHeight * outputWidth.
-    public var columnCount: Int { batch * outputHeight * outputWidth }
+    var columnCount: Int { batch * outputHeight * outputWidth }
 
     static func outputSize(_ size: Int, _ kernel: Int, _ stride: Int, _ pad: Int, _ dilation: Int) -> Int {
         let span = size + 2 * pad - dilation * (kernel - 1) - 1
@@ -99,7 +99,7 @@ public struct ConvolutionGeometry: Sendable, Equatable {
 // MARK: - Kernels
 
 extension TensorScalar {
-    public static func im2col(_ input: UnsafePointer<Self>, _ columns: UnsafeMutablePointer<Self>,
+    static func im2colKernel(_ input: UnsafePointer<Self>, _ columns: UnsafeMutablePointer<Self>,
                               geometry g: ConvolutionGeometry) {
         if g.strideHeight == 1 && g.strideWidth == 1 && g.dilationHeight == 1 && g.dilationWidth == 1 {
             im2colUnitStride(input, columns, geometry: g)
@@ -201,7 +201,7 @@ extension TensorScalar {
         while i < count { dst[i] = src[i]; i += 1 }
     }
 
-    public static func col2im(_ columns: UnsafePointer<Self>, _ input: UnsafeMutablePointer<Self>,
+    static func col2imKernel(_ columns: UnsafePointer<Self>, _ input: UnsafeMutablePointer<Self>,
                               geometry g: ConvolutionGeometry) {
         let outW = g.outputWidth
         let (sh, sw) = (g.strideHeight, g.strideWidth)
@@ -221,7 +221,7 @@ extension TensorScalar {
         }
     }
 
-    public static func swapLeadingAxes(_ src: UnsafePointer<Self>, _ dst: UnsafeMutablePointer<Self>,
+    static func swapLeadingAxesKernel(_ src: UnsafePointer<Self>, _ dst: UnsafeMutablePointer<Self>,
                                        outer: Int, middle: Int, inner: Int, bias: UnsafePointer<Self>?) {
         let rows = outer * middle
         guard rows > 0, inner > 0 else { return }
@@ -293,7 +293,7 @@ extension TensorScalar {
     // Within a chunk, images with large output planes take one GEMM each, straight on their (K, L) slice of the
     // output or its gradient; small planes are gathered into one (K, images * L) block for a single GEMM.
 
-    public static func convolutionForward(_ input: UnsafePointer<Self>, weight: UnsafePointer<Self>,
+    static func convolutionForwardKernel(_ input: UnsafePointer<Self>, weight: UnsafePointer<Self>,
                                           bias: UnsafePointer<Self>?, _ output: UnsafeMutablePointer<Self>,
                                           outChannels: Int, geometry g: ConvolutionGeometry) {
         let (k, plane) = (g.columnRows, g.outputPlane)
@@ -333,7 +333,7 @@ extension TensorScalar {
         }
     }
 
-    public static func convolutionGradInput(_ gradOutput: UnsafePointer<Self>, weight: UnsafePointer<Self>,
+    static func convolutionGradInputKernel(_ gradOutput: UnsafePointer<Self>, weight: UnsafePointer<Self>,
                                             _ gradInput: UnsafeMutablePointer<Self>, outChannels: Int,
                                             geometry g: ConvolutionGeometry) {
         let (k, plane) = (g.columnRows, g.outputPlane)
@@ -363,7 +363,7 @@ extension TensorScalar {
         }
     }
 
-    public static func convolutionGradWeight(_ gradOutput: UnsafePointer<Self>, input: UnsafePointer<Self>,
+    static func convolutionGradWeightKernel(_ gradOutput: UnsafePointer<Self>, input: UnsafePointer<Self>,
                                              _ gradWeight: UnsafeMutablePointer<Self>, outChannels: Int,
                                              geometry g: ConvolutionGeometry) {
         let (k, plane) = (g.columnRows, g.outputPlane)
@@ -414,7 +414,7 @@ extension TensorScalar {
 }
 
 extension TensorScalar {
-    public static func channelSums(_ x: UnsafePointer<Self>, _ sums: UnsafeMutablePointer<Self>, batch: Int,
+    static func channelSumsKernel(_ x: UnsafePointer<Self>, _ sums: UnsafeMutablePointer<Self>, batch: Int,
                                    channels: Int, plane: Int) {
         Parallel.forRanges(channels, minimumPerThread: Swift.max(1, (1 << 15) / Swift.max(1, batch * plane))) {
             range in

@@ -3,7 +3,7 @@ import Foundation
 // MARK: - Operation codes
 
 /// A one-input elementwise function, applied by `TensorScalar.map`.
-public enum UnaryOp<Scalar: TensorScalar> {
+enum UnaryOp<Scalar: TensorScalar> {
     case neg, exp, log, sqrt, relu
     /// 1 where x > 0, else 0 (the derivative of relu, 0 at 0 as in PyTorch).
     case positiveMask
@@ -15,22 +15,40 @@ public enum UnaryOp<Scalar: TensorScalar> {
     case power(Scalar)
     /// min(max(x, low), high)
     case clamp(Scalar, Scalar)
+    /// 1 where low < x < high, else 0: the derivative of clamp, 0 at the bounds as in PyTorch; an infinite bound
+    /// (an absent one) admits every x on its side. The bounds are compared in Double, as given.
+    case inRangeMask(Double, Double)
+    /// |x|, and sign(x) in {-1, 0, 1} (its derivative, 0 at 0 as in PyTorch).
+    case abs, sign
+    case tanh
+    /// 1 / (1 + e^-x).
+    case sigmoid
+    /// log(1 + e^x), computed as max(x, 0) + log1p(e^-|x|).
+    case softplus
+    /// x * Phi(x) with Phi the standard normal CDF (the exact GELU), and its derivative Phi(x) + x phi(x).
+    case gelu, geluDerivative
+    /// The tanh approximation of GELU, 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))), and its derivative.
+    case geluTanh, geluTanhDerivative
+    /// x > 0 ? x : slope * x, and its derivative x > 0 ? 1 : slope.
+    case leakyRelu(Scalar), leakyReluDerivative(Scalar)
+    /// x where finite, else 0 (the shift of logsumexp).
+    case finiteOrZero
 }
 
 /// A two-input elementwise function, applied by `TensorScalar.zip` with broadcasting.
-public enum BinaryOp {
+enum BinaryOp {
     case add, sub, mul, div, maximum, minimum
     /// 1 where a > b, 0.5 where a == b, else 0: the share of d max(a, b) / da.
     case maximumShare
 }
 
 /// A reduction over axes, applied by `TensorScalar.reduce`.
-public enum ReduceOp { case sum, max }
+enum ReduceOp { case sum, max, min, prod }
 
 // MARK: - Kernels
 
 extension TensorScalar {
-    public static func map(_ op: UnaryOp<Self>, _ x: UnsafeBufferPointer<Self>,
+    static func mapKernel(_ op: UnaryOp<Self>, _ x: UnsafeBufferPointer<Self>,
                            _ out: UnsafeMutableBufferPointer<Self>) {
         mapGeneric(op, x, out)
     }
@@ -61,10 +79,43 @@ extension TensorScalar {
                 for i in 0..<n { o[i] = Self(Foundation.pow(Double(xp[i]), Double(p))) }
             }
         case .clamp(let low, let high): for i in 0..<n { o[i] = Swift.min(Swift.max(xp[i], low), high) }
+        case .inRangeMask(let low, let high):
+            let (noLow, noHigh) = (low == -.infinity, high == .infinity)
+            for i in 0..<n {
+                let x = Double(xp[i])
+                o[i] = (noLow || x > low) && (noHigh || x < high) ? 1 : 0
+            }
+        case .abs: for i in 0..<n { o[i] = Swift.abs(xp[i]) }
+        case .sign: for i in 0..<n { o[i] = xp[i] > 0 ? 1 : (xp[i] < 0 ? -1 : 0) }
+        case .leakyRelu(let slope): for i in 0..<n { o[i] = xp[i] > 0 ? xp[i] : xp[i] * slope }
+        case .leakyReluDerivative(let slope): for i in 0..<n { o[i] = xp[i] > 0 ? 1 : slope }
+        case .finiteOrZero: for i in 0..<n { o[i] = xp[i].isFinite ? xp[i] : 0 }
+        case .tanh, .sigmoid, .softplus, .gelu, .geluDerivative, .geluTanh, .geluTanhDerivative:
+            // Transcendental functions in Double: exact to the last bit of Float, and at Double's own precision.
+            for i in 0..<n { o[i] = Self(Self.transcendental(op, Double(xp[i]))) }
         }
     }
 
-    public static func accumulate(_ src: UnsafePointer<Self>, into dst: UnsafeMutablePointer<Self>, count: Int) {
+    /// The transcendental unary ops on one value.
+    private static func transcendental(_ op: UnaryOp<Self>, _ x: Double) -> Double {
+        let sqrtHalf = 0.70710678118654752440, inverseSqrt2Pi = 0.39894228040143267794
+        let sqrt2OverPi = 0.79788456080286535588, c = 0.044715
+        switch op {
+        case .tanh: return Foundation.tanh(x)
+        case .sigmoid: return x >= 0 ? 1 / (1 + Foundation.exp(-x)) : Foundation.exp(x) / (1 + Foundation.exp(x))
+        case .softplus: return Swift.max(x, 0) + Foundation.log1p(Foundation.exp(-Swift.abs(x)))
+        case .gelu: return 0.5 * x * Foundation.erfc(-x * sqrtHalf)
+        case .geluDerivative:
+            return 0.5 * Foundation.erfc(-x * sqrtHalf) + x * inverseSqrt2Pi * Foundation.exp(-0.5 * x * x)
+        case .geluTanh: return 0.5 * x * (1 + Foundation.tanh(sqrt2OverPi * (x + c * x * x * x)))
+        case .geluTanhDerivative:
+            let t = Foundation.tanh(sqrt2OverPi * (x + c * x * x * x))
+            return 0.5 * (1 + t) + 0.5 * x * (1 - t * t) * sqrt2OverPi * (1 + 3 * c * x * x)
+        default: preconditionFailure("transcendental: \(op) is not a transcendental op")
+        }
+    }
+
+    static func accumulateKernel(_ src: UnsafePointer<Self>, into dst: UnsafeMutablePointer<Self>, count: Int) {
         Parallel.forRanges(count, minimumPerThread: 1 << 15) { range in
             let (start, end) = (range.lowerBound, range.upperBound)
             var i = start
@@ -76,26 +127,26 @@ extension TensorScalar {
         }
     }
 
-    public static func gather(_ src: UnsafePointer<Self>, _ indices: UnsafePointer<Int32>,
+    static func gatherKernel(_ src: UnsafePointer<Self>, _ indices: UnsafePointer<Int32>,
                               _ dst: UnsafeMutablePointer<Self>, count: Int) {
         Parallel.forRanges(count, minimumPerThread: 1 << 15) { range in
             for i in range { dst[i] = src[Int(indices[i])] }
         }
     }
 
-    public static func scatterAdd(_ src: UnsafePointer<Self>, _ indices: UnsafePointer<Int32>,
+    static func scatterAddKernel(_ src: UnsafePointer<Self>, _ indices: UnsafePointer<Int32>,
                                   _ dst: UnsafeMutablePointer<Self>, count: Int) {
         for i in 0..<count { dst[Int(indices[i])] += src[i] }
     }
 
-    public static func reluBackward(_ g: UnsafePointer<Self>, _ y: UnsafePointer<Self>,
+    static func reluBackwardKernel(_ g: UnsafePointer<Self>, _ y: UnsafePointer<Self>,
                                     _ dx: UnsafeMutablePointer<Self>, count: Int) {
         Parallel.forRanges(count, minimumPerThread: 1 << 15) { range in
             for i in range { dx[i] = y[i] > 0 ? g[i] : 0 }
         }
     }
 
-    public static func zip(_ op: BinaryOp, _ a: UnsafePointer<Self>, _ aStrides: [Int], _ b: UnsafePointer<Self>,
+    static func zipKernel(_ op: BinaryOp, _ a: UnsafePointer<Self>, _ aStrides: [Int], _ b: UnsafePointer<Self>,
                            _ bStrides: [Int], _ out: UnsafeMutablePointer<Self>, shape: [Int]) {
         let count = shape.reduce(1, *)
         guard count > 0 else { return }
@@ -163,7 +214,7 @@ extension TensorScalar {
         }
     }
 
-    public static func stridedCopy(_ src: UnsafePointer<Self>, srcOffset: Int, srcStrides: [Int],
+    static func stridedCopyKernel(_ src: UnsafePointer<Self>, srcOffset: Int, srcStrides: [Int],
                                    _ dst: UnsafeMutablePointer<Self>, dstOffset: Int, dstStrides: [Int],
                                    shape: [Int], accumulate: Bool) {
         let count = shape.reduce(1, *)
@@ -198,11 +249,17 @@ extension TensorScalar {
         }
     }
 
-    public static func reduce(_ op: ReduceOp, _ src: UnsafePointer<Self>, shape: [Int], reduced: [Bool],
+    static func reduceKernel(_ op: ReduceOp, _ src: UnsafePointer<Self>, shape: [Int], reduced: [Bool],
                               _ dst: UnsafeMutablePointer<Self>) {
         let outShape = zipShape(shape, reduced)
         let outCount = outShape.reduce(1, *)
-        let initial: Self = op == .sum ? 0 : -.infinity
+        let initial: Self
+        switch op {
+        case .sum: initial = 0
+        case .prod: initial = 1
+        case .max: initial = -.infinity
+        case .min: initial = .infinity
+        }
         dst.initialize(repeating: initial, count: outCount)
         guard shape.reduce(1, *) > 0 else { return }
         // Walk the source in order; the destination is the source index with reduced axes pinned to 0.
@@ -226,6 +283,10 @@ extension TensorScalar {
                 }
             case .max:
                 for i in 0..<inner where ps[i] > pd[i * ds] || ps[i].isNaN { pd[i * ds] = ps[i] }
+            case .min:
+                for i in 0..<inner where ps[i] < pd[i * ds] || ps[i].isNaN { pd[i * ds] = ps[i] }
+            case .prod:
+                for i in 0..<inner { pd[i * ds] *= ps[i] }
             }
             offS += inner
             var axis = rank - 2
@@ -243,5 +304,50 @@ extension TensorScalar {
 
     private static func zipShape(_ shape: [Int], _ reduced: [Bool]) -> [Int] {
         (0..<shape.count).map { reduced[$0] ? 1 : shape[$0] }
+    }
+}
+
+// MARK: - Kernels of the product's gradient and of argmax / argmin
+
+extension TensorScalar {
+    /// out[r, i] = the product of x[r, j] for j != i, for each of `lines` contiguous rows of `length`: prefix times
+    /// suffix products, exact where elements are 0.
+    static func exclusiveProducts(_ x: UnsafePointer<Self>, _ out: UnsafeMutablePointer<Self>, lines: Int,
+                                  length: Int) {
+        for r in 0..<lines {
+            let row = x + r * length, dst = out + r * length
+            var prefix: Self = 1
+            for i in 0..<length {
+                dst[i] = prefix
+                prefix *= row[i]
+            }
+            var suffix: Self = 1
+            for i in stride(from: length - 1, through: 0, by: -1) {
+                dst[i] *= suffix
+                suffix *= row[i]
+            }
+        }
+    }
+
+    /// For x seen as (lines, length, inner), the position along the middle axis of each (line, inner) column's
+    /// first largest (or smallest) element; the first NaN wins over every number. Result (lines, inner), flat.
+    static func extremumPositions(_ x: UnsafePointer<Self>, lines: Int, length: Int, inner: Int,
+                                  largest: Bool) -> [Int] {
+        var positions = [Int](repeating: 0, count: lines * inner)
+        for l in 0..<lines {
+            for j in 0..<inner {
+                let base = x + l * length * inner + j
+                var best = base[0], position = 0
+                if !best.isNaN {
+                    for i in 1..<Swift.max(length, 1) {
+                        let v = base[i * inner]
+                        if v.isNaN { position = i; break }
+                        if largest ? v > best : v < best { best = v; position = i }
+                    }
+                }
+                positions[l * inner + j] = position
+            }
+        }
+        return positions
     }
 }

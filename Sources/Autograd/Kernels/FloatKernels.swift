@@ -2,10 +2,10 @@
 //
 // Generic SIMD code (over `TensorScalar`) compiles lane comparisons and selects into per-lane loops; on the concrete
 // `SIMD8<Float>` type they become vector compares and blends. The kernels that need them have a `Float` version
-// here, which the protocol dispatch picks for `Float`; `Double` keeps the generic versions.
+// here, which Float's kernel table (`TensorScalar.swift`) holds; `Double` keeps the generic versions.
 
 extension Float {
-    public static func maxPool(_ input: UnsafePointer<Float>, _ output: UnsafeMutablePointer<Float>,
+    static func maxPoolFloat(_ input: UnsafePointer<Float>, _ output: UnsafeMutablePointer<Float>,
                                _ indices: UnsafeMutablePointer<Int32>, geometry g: PoolingGeometry) {
         if (g.stride[2] == 1 || g.stride[2] == 2) && g.outputPlane > 0 {
             maxPoolRows(input, output, indices, geometry: g)
@@ -145,7 +145,7 @@ extension Float {
         UnsafeMutableRawPointer(p).storeBytes(of: v, as: SIMD8<Int32>.self)
     }
 
-    public static func map(_ op: UnaryOp<Float>, _ x: UnsafeBufferPointer<Float>,
+    static func mapFloat(_ op: UnaryOp<Float>, _ x: UnsafeBufferPointer<Float>,
                            _ out: UnsafeMutableBufferPointer<Float>) {
         guard case .relu = op else {
             mapGeneric(op, x, out)
@@ -165,7 +165,7 @@ extension Float {
         }
     }
 
-    public static func reluBackward(_ g: UnsafePointer<Float>, _ y: UnsafePointer<Float>,
+    static func reluBackwardFloat(_ g: UnsafePointer<Float>, _ y: UnsafePointer<Float>,
                                     _ dx: UnsafeMutablePointer<Float>, count: Int) {
         Parallel.forRanges(count, minimumPerThread: 1 << 15) { range in
             var i = range.lowerBound

@@ -1,9 +1,9 @@
 // MARK: - Softmax and cross-entropy kernels
 //
-// log_softmax(x)_i = x_i - m - log(sum_j exp(x_j - m)) with m the line's maximum, so no exponential overflows.
+// log_softmax(x)_i = (x_i - m) - log(sum_j exp(x_j - m)) with m the line's maximum, so no exponential overflows.
 
 extension TensorScalar {
-    public static func logSoftmax(_ x: UnsafePointer<Self>, _ y: UnsafeMutablePointer<Self>,
+    static func logSoftmaxKernel(_ x: UnsafePointer<Self>, _ y: UnsafeMutablePointer<Self>,
                                   outer: Int, size: Int, inner: Int) {
         let lines = outer * inner
         guard lines > 0, size > 0 else { return }
@@ -19,13 +19,15 @@ extension TensorScalar {
                 }
                 var total: Self = 0
                 for i in 0..<size { total += Self.exp(src[i * inner] - m) }
-                let shift = m + Self.log(total)
-                for i in 0..<size { dst[i * inner] = src[i * inner] - shift }
+                // (x - m) - log(total), not x - (m + log(total)): the latter rounds to the ulp of m (3e-5 relative
+                // for a line of two logits near 1000).
+                let logTotal = Self.log(total)
+                for i in 0..<size { dst[i * inner] = (src[i * inner] - m) - logTotal }
             }
         }
     }
 
-    public static func logSoftmaxBackward(_ g: UnsafePointer<Self>, _ y: UnsafePointer<Self>,
+    static func logSoftmaxBackwardKernel(_ g: UnsafePointer<Self>, _ y: UnsafePointer<Self>,
                                           _ dx: UnsafeMutablePointer<Self>, outer: Int, size: Int, inner: Int) {
         let lines = outer * inner
         guard lines > 0, size > 0 else { return }
@@ -41,7 +43,7 @@ extension TensorScalar {
         }
     }
 
-    public static func crossEntropy(_ logits: UnsafePointer<Self>, targets: UnsafePointer<Int>, rows: Int,
+    static func crossEntropyKernel(_ logits: UnsafePointer<Self>, targets: UnsafePointer<Int>, rows: Int,
                                     classes: Int, _ probabilities: UnsafeMutablePointer<Self>) -> Self {
         guard rows > 0, classes > 0 else { return 0 }
         // Per-row losses first, then one sum in row order: the result does not depend on the thread count.
@@ -71,7 +73,7 @@ extension TensorScalar {
         return sum
     }
 
-    public static func crossEntropyBackward(_ probabilities: UnsafePointer<Self>, targets: UnsafePointer<Int>,
+    static func crossEntropyBackwardKernel(_ probabilities: UnsafePointer<Self>, targets: UnsafePointer<Int>,
                                             rows: Int, classes: Int, scale: Self, _ dx: UnsafeMutablePointer<Self>) {
         guard rows > 0, classes > 0 else { return }
         Parallel.forRanges(rows, minimumPerThread: Swift.max(1, (1 << 15) / classes)) { range in

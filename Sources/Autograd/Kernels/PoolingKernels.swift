@@ -2,17 +2,17 @@
 
 /// Sizes of a max pooling over `planes` independent (depth, height, width) volumes; 2-D pooling is depth 1 with a
 /// kernel depth of 1.
-public struct PoolingGeometry: Sendable, Equatable {
-    public var planes: Int
-    public var depth: Int
-    public var height: Int
-    public var width: Int
-    public var kernel: [Int]
-    public var stride: [Int]
-    public var padding: [Int]
+struct PoolingGeometry: Sendable, Equatable {
+    var planes: Int
+    var depth: Int
+    var height: Int
+    var width: Int
+    var kernel: [Int]
+    var stride: [Int]
+    var padding: [Int]
 
     /// `kernel`, `stride` and `padding` are (depth, height, width).
-    public init(planes: Int, depth: Int, height: Int, width: Int, kernel: [Int], stride: [Int], padding: [Int]) {
+    init(planes: Int, depth: Int, height: Int, width: Int, kernel: [Int], stride: [Int], padding: [Int]) {
         check(kernel.count == 3 && stride.count == 3 && padding.count == 3,
               "PoolingGeometry: kernel, stride and padding need three entries")
         self.planes = planes
@@ -25,24 +25,24 @@ public struct PoolingGeometry: Sendable, Equatable {
     }
 
     /// Input sizes (depth, height, width).
-    public var inputSize: [Int] { [depth, height, width] }
+    var inputSize: [Int] { [depth, height, width] }
 
     /// floor((size + 2 p - k) / s) + 1 per axis, as PyTorch without ceil mode.
-    public var outputSize: [Int] {
+    var outputSize: [Int] {
         (0..<3).map { a in
             let span = inputSize[a] + 2 * padding[a] - kernel[a]
             return span < 0 ? 0 : span / stride[a] + 1
         }
     }
 
-    public var inputPlane: Int { depth * height * width }
-    public var outputPlane: Int { outputSize.reduce(1, *) }
+    var inputPlane: Int { depth * height * width }
+    var outputPlane: Int { outputSize.reduce(1, *) }
 }
 
 // MARK: - Kernels
 
 extension TensorScalar {
-    public static func maxPool(_ input: UnsafePointer<Self>, _ output: UnsafeMutablePointer<Self>,
+    static func maxPoolKernel(_ input: UnsafePointer<Self>, _ output: UnsafeMutablePointer<Self>,
                                _ indices: UnsafeMutablePointer<Int32>, geometry g: PoolingGeometry) {
         maxPoolScanning(input, output, indices, geometry: g)
     }
@@ -134,7 +134,7 @@ extension TensorScalar {
         }
     }
 
-    public static func maxPoolBackward(_ gradOutput: UnsafePointer<Self>, _ indices: UnsafePointer<Int32>,
+    static func maxPoolBackwardKernel(_ gradOutput: UnsafePointer<Self>, _ indices: UnsafePointer<Int32>,
                                        _ gradInput: UnsafeMutablePointer<Self>, geometry g: PoolingGeometry) {
         let inPlane = g.inputPlane, outPlane = g.outputPlane
         guard outPlane > 0 else { return }

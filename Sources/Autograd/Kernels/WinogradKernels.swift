@@ -35,16 +35,16 @@
 
 /// The sizes of a Winograd F(m x m, 3x3) convolution over NCHW input, with output blocks of m = 3 (tiles of 5) or,
 /// for small images where whole-image tiles waste less, m = 5 (tiles of 7).
-public struct WinogradGeometry: Sendable, Equatable {
-    public var batch: Int
-    public var channels: Int
-    public var height: Int
-    public var width: Int
-    public var outChannels: Int
-    public var padHeight: Int
-    public var padWidth: Int
+struct WinogradGeometry: Sendable, Equatable {
+    var batch: Int
+    var channels: Int
+    var height: Int
+    var width: Int
+    var outChannels: Int
+    var padHeight: Int
+    var padWidth: Int
     /// Output block edge m: 3, or 5.
-    public var block: Int
+    var block: Int
 
     /// When set, convolutions take this block instead of choosing (for tests of both block sizes).
     nonisolated(unsafe) static var forcedBlock: Int?
@@ -53,7 +53,7 @@ public struct WinogradGeometry: Sendable, Equatable {
     nonisolated(unsafe) static var allAtOnceLimit = 1 << 22
 
     /// `block` nil picks the block with the fewest multiplications (5 only when it saves at least a third).
-    public init(batch: Int, channels: Int, height: Int, width: Int, outChannels: Int, padding: (Int, Int),
+    init(batch: Int, channels: Int, height: Int, width: Int, outChannels: Int, padding: (Int, Int),
                 block: Int? = nil) {
         self.batch = batch
         self.channels = channels
@@ -72,11 +72,11 @@ public struct WinogradGeometry: Sendable, Equatable {
         }
     }
 
-    public var outputHeight: Int { height + 2 * padHeight - 2 }
-    public var outputWidth: Int { width + 2 * padWidth - 2 }
+    var outputHeight: Int { height + 2 * padHeight - 2 }
+    var outputWidth: Int { width + 2 * padWidth - 2 }
     /// Input tile edge (m + 2) and number of tile positions ((m + 2)^2).
-    public var tile: Int { block + 2 }
-    public var positions: Int { tile * tile }
+    var tile: Int { block + 2 }
+    var positions: Int { tile * tile }
     var tilesHigh: Int { (outputHeight + block - 1) / block }
     var tilesWide: Int { (outputWidth + block - 1) / block }
     var tilesPerImage: Int { tilesHigh * tilesWide }
@@ -90,7 +90,7 @@ public struct WinogradGeometry: Sendable, Equatable {
     var inLanes: Int { inGroups * 8 }
     var outLanes: Int { outGroups * 8 }
     /// Elements of the transformed filters U.
-    public var filterCount: Int { positions * channels * outLanes }
+    var filterCount: Int { positions * channels * outLanes }
 
     /// Images per chunk: transformed tiles (V and M) of about 2^20 elements, so a chunk stays in the cache and every
     /// layer's chunks fit the same scratch blocks, and at least one chunk per thread.
@@ -751,7 +751,7 @@ extension TensorScalar {
 // MARK: - Kernels
 
 extension TensorScalar {
-    public static func winogradFilters(_ weight: UnsafePointer<Self>, _ u: UnsafeMutablePointer<Self>,
+    static func winogradFiltersKernel(_ weight: UnsafePointer<Self>, _ u: UnsafeMutablePointer<Self>,
                                        geometry g: WinogradGeometry) {
         let (k, c) = (g.outChannels, g.channels)
         let lanes = g.outLanes
@@ -803,7 +803,7 @@ extension TensorScalar {
         }
     }
 
-    public static func winogradForward(_ input: UnsafePointer<Self>, filters u: UnsafePointer<Self>,
+    static func winogradForwardKernel(_ input: UnsafePointer<Self>, filters u: UnsafePointer<Self>,
                                        bias: UnsafePointer<Self>?, _ output: UnsafeMutablePointer<Self>,
                                        geometry g: WinogradGeometry) {
         let tilesPerImage = g.tilesPerImage
@@ -909,7 +909,7 @@ extension TensorScalar {
         }
     }
 
-    public static func winogradBackward(_ gradOutput: UnsafePointer<Self>, filters u: UnsafePointer<Self>?,
+    static func winogradBackwardKernel(_ gradOutput: UnsafePointer<Self>, filters u: UnsafePointer<Self>?,
                                         input: UnsafePointer<Self>?, gradInput: UnsafeMutablePointer<Self>?,
                                         gradWeight: UnsafeMutablePointer<Self>?,
                                         gradBias: UnsafeMutablePointer<Self>?, geometry g: WinogradGeometry) {
