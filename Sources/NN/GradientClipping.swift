@@ -13,5 +13,5 @@ public func clipGradientNorm(_ parameters: [Parameter], maxNorm: Double, normTyp
 /// The same over every parameter of `module`.
 @discardableResult
 public func clipGradientNorm(_ module: Module, maxNorm: Double, normType: Double = 2) -> Double {
-    clipGradientNorm(module.parameters, maxNorm: maxNorm, normType: normType)
+    clipGradientNorm(module.parameters(), maxNorm: maxNorm, normType: normType)
 }

@@ -91,10 +91,10 @@ final class LibraryCaseTests: XCTestCase {
         let model = Sequential([Linear(3, 2, generator: &generator), Tanh()])
         let x = Tensor<Float>.normal(shape: [4, 3], generator: &generator)
         try model(x).sum().backward()
-        let grads = model.parameters.flatMap { $0.grad!.scalars.map(Double.init) }
+        let grads = model.parameters().flatMap { $0.grad!.scalars.map(Double.init) }
         let norm = grads.map { $0 * $0 }.reduce(0, +).squareRoot()
         XCTAssertEqual(clipGradientNorm(model, maxNorm: norm / 2), norm, accuracy: 1e-5 * norm)
-        let clipped = model.parameters.flatMap { $0.grad!.scalars.map(Double.init) }
+        let clipped = model.parameters().flatMap { $0.grad!.scalars.map(Double.init) }
         XCTAssertEqual(clipped.map { $0 * $0 }.reduce(0, +).squareRoot(), norm / 2, accuracy: 1e-5 * norm)
     }
 }
