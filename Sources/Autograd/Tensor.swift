@@ -16,9 +16,9 @@ public struct Tensor<Scalar: TensorScalar> {
 
     /// A tensor with the given elements; precondition: `scalars.count` equals the product of `shape`.
     public init(shape: [Int], scalars: [Scalar]) {
-        precondition(shape.allSatisfy { $0 >= 0 }, "Tensor: negative dimension in shape \(shape)")
-        precondition(scalars.count == shape.reduce(1, *),
-                     "Tensor: \(scalars.count) scalars do not fill shape \(shape)")
+        check(shape.allSatisfy { $0 >= 0 }, "Tensor: negative dimension in shape \(shape)")
+        check(scalars.count == shape.reduce(1, *),
+              "Tensor: \(scalars.count) scalars do not fill shape \(shape)")
         self.shape = shape
         self.scalars = scalars
     }
@@ -66,7 +66,7 @@ public struct Tensor<Scalar: TensorScalar> {
 
     /// The single element of a tensor with one element.
     public var item: Scalar {
-        precondition(scalars.count == 1, "item: tensor of shape \(shape) has \(scalars.count) elements")
+        check(scalars.count == 1, "item: tensor of shape \(shape) has \(scalars.count) elements")
         return scalars[0]
     }
 
@@ -104,8 +104,8 @@ public struct Tensor<Scalar: TensorScalar> {
     /// Replaces the values in place, keeping the autograd identity (for optimisers and loading weights).
     /// Precondition: same number of elements.
     public mutating func assign(_ newScalars: [Scalar]) {
-        precondition(newScalars.count == scalars.count,
-                     "assign: \(newScalars.count) values for a tensor of shape \(shape)")
+        check(newScalars.count == scalars.count,
+              "assign: \(newScalars.count) values for a tensor of shape \(shape)")
         scalars = newScalars
     }
 

@@ -21,7 +21,7 @@ public final class GELU: Module {
     public let approximate: String
 
     public init(approximate: String = "none") {
-        precondition(approximate == "none" || approximate == "tanh",
+        check(approximate == "none" || approximate == "tanh",
                      "GELU: approximate must be \"none\" or \"tanh\", got \"\(approximate)\"")
         self.approximate = approximate
     }

@@ -8,7 +8,7 @@ public final class AvgPool2d: Module {
     public let kernelSize: Int, stride: Int, padding: Int
 
     public init(kernelSize: Int, stride: Int? = nil, padding: Int = 0) {
-        precondition(kernelSize > 0 && (stride ?? 1) > 0 && padding >= 0 && 2 * padding <= kernelSize,
+        check(kernelSize > 0 && (stride ?? 1) > 0 && padding >= 0 && 2 * padding <= kernelSize,
                      "AvgPool2d: kernel \(kernelSize) and stride \(stride ?? kernelSize) must be positive, padding "
                      + "\(padding) at most half the kernel")
         self.kernelSize = kernelSize
@@ -33,7 +33,7 @@ public final class AdaptiveAvgPool2d: Module {
     public let outputSize: (Int, Int)
 
     public init(outputSize: (Int, Int)) {
-        precondition(outputSize.0 > 0 && outputSize.1 > 0, "AdaptiveAvgPool2d: output size \(outputSize) must be "
+        check(outputSize.0 > 0 && outputSize.1 > 0, "AdaptiveAvgPool2d: output size \(outputSize) must be "
                      + "positive")
         self.outputSize = outputSize
     }

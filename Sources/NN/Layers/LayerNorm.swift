@@ -10,7 +10,7 @@ public final class LayerNorm: Module {
     public let bias: Parameter?
 
     public init(_ normalizedShape: [Int], epsilon: Double = 1e-5, elementwiseAffine: Bool = true, bias: Bool = true) {
-        precondition(!normalizedShape.isEmpty && normalizedShape.allSatisfy { $0 > 0 },
+        check(!normalizedShape.isEmpty && normalizedShape.allSatisfy { $0 > 0 },
                      "LayerNorm: normalized shape \(normalizedShape) must be a non-empty list of positive sizes")
         self.normalizedShape = normalizedShape
         self.epsilon = epsilon
