@@ -89,6 +89,9 @@ func modelName(of model: Module) -> ModelName? {
     switch model {
     case is C4CNN: return .c4cnn
     case is D4CNN: return .d4cnn
+    case is C8CNN: return .c8cnn
+    case is C16CNN: return .c16cnn
+    case is D8CNN: return .d8cnn
     case is CNN: return .cnn
     default: return nil
     }

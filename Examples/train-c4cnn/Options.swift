@@ -1,4 +1,5 @@
 import Foundation
+import Models
 import Train
 
 /// A command-line error: printed with the usage hint, exit status 2.
@@ -36,7 +37,7 @@ struct Options {
     batch 64, no shuffling, 51 epochs).
 
     OPTIONS:
-      --model c4cnn|cnn|d4cnn     model to train (default c4cnn)
+      --model NAME                model to train: c4cnn (default), cnn, d4cnn, c8cnn, c16cnn, d8cnn
       --dataset NAME              rot-digits (default), rot-fashion or mnist-rot
       --data-dir DIR              data directory (default ./data); mnist-rot reads DIR/mnist-rot/*.amat
       --preset original|strong    training recipe (default original)
@@ -91,8 +92,9 @@ struct Options {
             switch flag {
             case "--model":
                 options.model = try value(flag)
-                guard ["c4cnn", "cnn", "d4cnn"].contains(options.model) else {
-                    throw UsageError(description: "--model: unknown model '\(options.model)' (c4cnn, cnn, d4cnn)")
+                guard ModelName(rawValue: options.model) != nil else {
+                    throw UsageError(description: "--model: unknown model '\(options.model)' "
+                                     + "(\(ModelName.allCases.map(\.rawValue).joined(separator: ", ")))")
                 }
             case "--dataset":
                 let name = try value(flag)
@@ -125,9 +127,9 @@ struct Options {
             case "--compare": options.comparedModels = options.comparedModels ?? ["c4cnn", "cnn"]
             case "--models":
                 let list = try value(flag).split(separator: ",", omittingEmptySubsequences: false).map(String.init)
-                for name in list where !["c4cnn", "cnn", "d4cnn"].contains(name) {
+                for name in list where ModelName(rawValue: name) == nil {
                     throw UsageError(description: "--models: unknown model '\(name)' (a comma-separated list of "
-                                     + "c4cnn, cnn, d4cnn)")
+                                     + "\(ModelName.allCases.map(\.rawValue).joined(separator: ", ")))")
                 }
                 guard Set(list).count == list.count else {
                     throw UsageError(description: "--models: a model is listed twice in '\(list.joined(separator: ","))'")
