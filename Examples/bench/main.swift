@@ -53,10 +53,11 @@ struct BenchOptions {
         usage: bench [--threads N] [--json] [--repeats R] [--only sections]
 
         Times the pieces of a C4CNN training step at batch 64 (33x33 inputs) and whole training and inference
-        steps of the C4CNN and the CNN. Every timing is the median of R runs (default 7) after a warm-up run.
+        steps of the C4CNN, the CNN, the C8CNN and the C16CNN. Every timing is the median of R runs (default 7) after a warm-up run.
           --threads N   threads for BLAS and the framework's kernels (default: all cores)
           --json        print one JSON object instead of the table
-          --only LIST   comma-separated sections: memory, sgemm, conv, pool, filters, steps (default: all)
+          --only LIST   comma-separated sections: memory, sgemm, conv, pool, filters, steps, steerable (the C8CNN's
+                        and C16CNN's steps with their share of the sgemm peak) (default: all)
           --cpu-time    time by process CPU time instead of wall time (single-threaded runs on a busy machine)
         """)
         exit(problem == nil ? 0 : 2)
@@ -292,7 +293,9 @@ if wanted("steps") || wanted("memory") {
     benchModel(&results, name: "c4cnn", model: C4CNN(seed: 0), repeats: options.repeats, memory: true)
     benchModel(&results, name: "cnn", model: CNN(seed: 0), repeats: options.repeats, memory: false)
 }
-if wanted("sgemm") || wanted("conv") { benchSgemm(&results, repeats: options.repeats) }
+if wanted("steps") || wanted("steerable") { benchSteerableModels(&results, repeats: options.repeats) }
+if wanted("sgemm") || wanted("conv") || wanted("steerable") { benchSgemm(&results, repeats: options.repeats) }
+steerableShares(&results)
 if wanted("conv") { benchConvolutions(&results, repeats: options.repeats) }
 if wanted("pool") { benchPooling(&results, repeats: options.repeats) }
 if wanted("filters") { benchFilters(&results, repeats: options.repeats) }
