@@ -54,7 +54,8 @@ public enum EquivarianceCheck {
 
     /// How inputs and outputs are transformed.
     public enum Space {
-        /// Images (..., H, W): g acts by flip/rot90 on the last two axes.
+        /// Images (..., H, W): g acts on the last two axes by the flip and the rotation (rot90, or bilinear off
+        /// the grid).
         case image
         /// Group feature maps (N, C, |G|, H, W): g permutes the group axis and transforms each plane.
         case group
