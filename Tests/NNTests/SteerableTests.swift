@@ -225,6 +225,9 @@ final class SteerableTests: XCTestCase {
             let pooled = try EquivarianceCheck.check(group, from: .group, to: .image, input: f,
                                                      GroupPooling(group: group).forward)
             XCTAssertTrue(pooled.holds(tolerance: 1e-5), "\(pooled)")
+            // Batch norm with statistics shared over the group axis (training mode: the batch's statistics).
+            let norm = try EquivarianceCheck.groupToGroup(BatchNorm(3), input: f, group: group)
+            XCTAssertTrue(norm.holds(tolerance: 1e-5), "\(norm)")
         }
     }
 
@@ -291,6 +294,7 @@ final class SteerableTests: XCTestCase {
             assertGradients([c, x], "\(group) lifting") { v in
                 v[1].conv2d(weight: lifting.expand(v[0]), padding: (1, 1))
             }
+            assertGradients([x], "\(group) rotation of the image by 30 degrees") { v in v[0].rotated(by: .pi / 6) }
             let conv = SteerableGroupConv2d(1, 2, kernelSize: 3, padding: 1, group: group, generator: &generator)
             let d = Tensor<Double>.normal(shape: [2, 1, n, conv.basis.count], generator: &generator)
             let y = Tensor<Double>.normal(shape: [1, n, 4, 4], generator: &generator)
