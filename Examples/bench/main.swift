@@ -20,13 +20,14 @@ struct BenchOptions {
     var cpuClock = false
 
     /// The sections `--only` may name.
-    static let sections = ["memory", "sgemm", "conv", "pool", "filters", "steps"]
+    static let sections = ["memory", "sgemm", "conv", "pool", "filters", "steps", "steerable"]
 
     /// The options of `arguments` (exits with status 2 naming the flag on a bad one, with 0 after `--help`).
     static func parse(_ arguments: [String]) -> BenchOptions {
         let parser = ArgumentParser(command: "bench", overview: """
         Times the pieces of a C4CNN training step at batch 64 (33x33 inputs) and whole training and inference
-        steps of the C4CNN and the CNN. Every timing is the median of R runs (default 7) after a warm-up run.
+        steps of the C4CNN, the CNN, the C8CNN and the C16CNN. Every timing is the median of R runs (default 7)
+        after a warm-up run.
         """)
         let threads = parser.option("--threads", value: "N",
                                     help: "threads for BLAS and the framework's kernels (default: all cores)",
@@ -279,7 +280,9 @@ if wanted("steps") || wanted("memory") {
     benchModel(&results, name: "c4cnn", model: C4CNN(seed: 0), repeats: options.repeats, memory: true)
     benchModel(&results, name: "cnn", model: CNN(seed: 0), repeats: options.repeats, memory: false)
 }
-if wanted("sgemm") || wanted("conv") { benchSgemm(&results, repeats: options.repeats) }
+if wanted("steps") || wanted("steerable") { benchSteerableModels(&results, repeats: options.repeats) }
+if wanted("sgemm") || wanted("conv") || wanted("steerable") { benchSgemm(&results, repeats: options.repeats) }
+steerableShares(&results)
 if wanted("conv") { benchConvolutions(&results, repeats: options.repeats) }
 if wanted("pool") { benchPooling(&results, repeats: options.repeats) }
 if wanted("filters") { benchFilters(&results, repeats: options.repeats) }

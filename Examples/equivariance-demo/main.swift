@@ -14,7 +14,10 @@ import Train
 //      rotates every plane and shifts the planes cyclically;
 //   4. the group convolution maps such four-plane maps to four-plane maps with the same property;
 //   5. group pooling at the end makes the C4CNN's prediction invariant, where the plain CNN's is not;
-//   6-8. the same for p4m: rotations and reflections, eight planes.
+//   6-8. the same for p4m: rotations and reflections, eight planes;
+//   9-10. the lifting and group convolutions over C8 with steerable filters, under a rotation by 45 degrees: off the
+//      pixel grid, equivariant up to the grid's sampling error;
+//   11. every model's invariance element by element of C8, C16 and D8.
 //
 // Every check prints "Equivariant" / "Not equivariant" (or "Invariant" / "Not invariant") and its worst relative
 // error over all group elements; every figure is a PNG in the output directory.
@@ -29,6 +32,12 @@ struct DemoOptions {
     var c4cnnWeights: String?
     var d4cnnWeights: String?
     var cnnWeights: String?
+    var c8cnnWeights: String?
+    var c16cnnWeights: String?
+    var d8cnnWeights: String?
+    /// `--rotation-sweep MODEL=FILE`: only the accuracy of the trained model under rotations of the test set.
+    var rotationSweep: (model: ModelName, weights: String)?
+    var sweepDataset = DatasetName.rotDigits
 
     /// The options of `arguments` (exits with status 2 naming the flag on a bad one, with 0 after `--help`).
     static func parse(_ arguments: [String]) -> DemoOptions {
@@ -49,6 +58,21 @@ struct DemoOptions {
                                   help: "trained C4CNN parameters (state dict or checkpoint) for the invariance figure")
         let d4cnn = parser.option("--d4cnn-weights", value: "FILE", help: "trained D4CNN parameters for the p4m invariance figure")
         let cnn = parser.option("--cnn-weights", value: "FILE", help: "trained CNN parameters for the comparison")
+        let c8cnn = parser.option("--c8cnn-weights", value: "FILE", help: "trained C8CNN parameters for the per-element report")
+        let c16cnn = parser.option("--c16cnn-weights", value: "FILE", help: "trained C16CNN parameters for the per-element report")
+        let d8cnn = parser.option("--d8cnn-weights", value: "FILE", help: "trained D8CNN parameters for the per-element report")
+        let sweep = parser.option("--rotation-sweep", value: "MODEL=FILE", help: """
+            only evaluate the trained MODEL (e.g. c8cnn=runs/c8cnn-rot-digits-strong/c8cnn.safetensors)
+            on the test set rotated by 0, 22.5, 45, 67.5 and 90 degrees, and print the accuracies
+            """) { text -> (model: ModelName, weights: String) in
+            let parts = text.split(separator: "=", maxSplits: 1).map(String.init)
+            guard parts.count == 2, !parts[1].isEmpty else {
+                throw ValueError("'\(text)' is not MODEL=FILE with MODEL one of \(ModelName.known)")
+            }
+            return (try ModelName(parsing: parts[0]), parts[1])
+        }
+        let sweepDataset = parser.option("--dataset", value: "NAME", help: "the data set of --rotation-sweep (default rot-digits)",
+                                         Convert.choice(DatasetName.self, noun: "data set"))
         let a = parser.parseOrExit(arguments)
         var options = DemoOptions()
         options.output = a[output] ?? options.output
@@ -58,6 +82,11 @@ struct DemoOptions {
         options.c4cnnWeights = a[c4cnn]
         options.d4cnnWeights = a[d4cnn]
         options.cnnWeights = a[cnn]
+        options.c8cnnWeights = a[c8cnn]
+        options.c16cnnWeights = a[c16cnn]
+        options.d8cnnWeights = a[d8cnn]
+        options.rotationSweep = a[sweep]
+        options.sweepDataset = a[sweepDataset] ?? options.sweepDataset
         return options
     }
 }
@@ -193,13 +222,36 @@ func filterFigure(number: Int, title: String, label: String, filter: Tensor<Floa
     return figure
 }
 
-/// Steps 3 and 6: the lifting convolution image -> group.
+/// For a group beyond C4 and D4: what R means, and that off the grid the difference is the sampling error.
+func rotationNote(_ group: PlanarGroup) -> [(text: String, colour: RGB)] {
+    guard group.gridElements.count < group.order else { return [] }
+    let degrees = 360 / Double(group.rotations)
+    return [(text: String(format: "R = ROTATION BY %.1f DEGREES (BILINEAR OFF THE GRID): THE DIFFERENCE INSIDE THE "
+                          + "DISC IS THE GRID'S SAMPLING ERROR", degrees), colour: .text)]
+}
+
+/// How a group's feature maps are named in captions: P4, P4M, else the group (C8, D8, ...).
+func spaceName(_ group: PlanarGroup) -> String {
+    group == .c4 ? "P4" : group == .d4 ? "P4M" : group.name
+}
+
+/// The difference of two sides of a check, masked to the disc the check compares for an element off the grid.
+func shownDifference(_ a: Tensor<Float>, _ b: Tensor<Float>, group: PlanarGroup, g: Int) -> Tensor<Float> {
+    group.isExactOnGrid(g) ? a - b : (a - b) * EquivarianceCheck.discMask(height: a.shape[a.rank - 2],
+                                                                          width: a.shape[a.rank - 1])
+}
+
+/// Steps 3, 6 and 9: the lifting convolution image -> group (steerable filters for a group beyond C4 and D4).
 func liftingFigure(number: Int, group: PlanarGroup, g: Int, x: Tensor<Float>, seed: UInt64) throws -> Figure {
     var generator = SeededRandom(seed: seed &+ 3)
-    let lifting = LiftingConv2d(1, 1, kernelSize: 3, padding: 1, group: group, bias: false, generator: &generator)
-    let space = group.order == 4 ? "P4" : "P4M"
+    let steerable = group.gridElements.count < group.order
+    let lifting: GroupFilterConv2d = steerable
+        ? SteerableLiftingConv2d(1, 1, kernelSize: 3, padding: 1, group: group, bias: false, generator: &generator)
+        : LiftingConv2d(1, 1, kernelSize: 3, padding: 1, group: group, bias: false, generator: &generator)
+    let space = spaceName(group)
     let check = try EquivarianceCheck.imageToGroup(lifting, input: x, group: group)
-    report(number, "lifting convolution, image -> \(space.lowercased())", check)
+    report(number, "\(steerable ? "steerable " : "")lifting convolution, image -> "
+           + (steerable ? space : space.lowercased()), check)
     let gx = group.transformPlanes(x, by: g)
     let (y, yOfGx, filters) = try withoutGradients { () throws -> (Tensor<Float>, Tensor<Float>, Tensor<Float>) in
         (try lifting(x), try lifting(gx), lifting.expandedFilters().weight)
@@ -222,7 +274,7 @@ func liftingFigure(number: Int, group: PlanarGroup, g: Int, x: Tensor<Float>, se
         Panel(caption: "FILTER \(elementName(group, h)) PSI",
               content: .image(plane(filters, axis: 0, h), height: 3, width: 3, filterMap))
     }
-    let difference = yOfGx - gy
+    let difference = shownDifference(yOfGx, gy, group: group, g: g)
     return Figure(
         title: "\(number). LIFTING CONVOLUTION, IMAGE -> \(space): Y(H) = (H PSI) * X, G = \(gName)",
         rows: [
@@ -237,19 +289,25 @@ func liftingFigure(number: Int, group: PlanarGroup, g: Int, x: Tensor<Float>, se
         notes: [
             (text: "ROW 4: PLANES MOVED ONLY. ROW 5: G Y = PLANES MOVED AND EACH TRANSFORMED BY G.", colour: .text),
             note("LIFT(G X) = G LIFT(X)", check),
-        ])
+        ] + rotationNote(group))
 }
 
-/// Steps 4 and 7: the group convolution group -> group (and batch norm, which keeps equivariance).
+/// Steps 4, 7 and 10: the group convolution group -> group (and batch norm, which keeps equivariance), with
+/// steerable filters for a group beyond C4 and D4.
 func groupConvolutionFigure(number: Int, group: PlanarGroup, g: Int, x: Tensor<Float>, seed: UInt64) throws
     -> Figure {
     var generator = SeededRandom(seed: seed &+ 4)
-    let lifting = LiftingConv2d(1, 1, kernelSize: 3, padding: 1, group: group, bias: false, generator: &generator)
-    let convolution = GroupConv2d(1, 1, kernelSize: 3, padding: 1, group: group, bias: false, generator: &generator)
-    let space = group.order == 4 ? "p4" : "p4m"
+    let steerable = group.gridElements.count < group.order
+    let lifting: GroupFilterConv2d = steerable
+        ? SteerableLiftingConv2d(1, 1, kernelSize: 3, padding: 1, group: group, bias: false, generator: &generator)
+        : LiftingConv2d(1, 1, kernelSize: 3, padding: 1, group: group, bias: false, generator: &generator)
+    let convolution: GroupFilterConv2d = steerable
+        ? SteerableGroupConv2d(1, 1, kernelSize: 3, padding: 1, group: group, bias: false, generator: &generator)
+        : GroupConv2d(1, 1, kernelSize: 3, padding: 1, group: group, bias: false, generator: &generator)
+    let space = group == .c4 ? "p4" : group == .d4 ? "p4m" : group.name
     let f = try withoutGradients { try lifting(x).relu() }
     let check = try EquivarianceCheck.groupToGroup(convolution, input: f, group: group)
-    report(number, "group convolution, \(space) -> \(space)", check)
+    report(number, "\(steerable ? "steerable " : "")group convolution, \(space) -> \(space)", check)
     // Batch norm with statistics over batch, group axis and space (training mode, a batch of two).
     var noise = SeededRandom(seed: seed &+ 5)
     let batch = Tensor.concatenated([f, f * 0.5 + Tensor.uniform(shape: f.shape, low: 0, high: 0.1, generator: &noise)],
@@ -266,7 +324,9 @@ func groupConvolutionFigure(number: Int, group: PlanarGroup, g: Int, x: Tensor<F
     let scale = largestMagnitude(y, yOfGf)
     let map = ColourMap.diverging(scale: scale)
     let inputMap = ColourMap.diverging(scale: largestMagnitude(f))
-    let weight = convolution.weight.value  // (1, 1, |G|, 3, 3): one 3x3 filter per plane
+    // (1, 1, |G|, 3, 3): one 3x3 filter per plane (for steerable filters, the basis combined by the coefficients).
+    let weight = (convolution as? SteerableGroupConv2d).map { $0.basis.filters(convolution.weight.value) }
+        ?? convolution.weight.value
     let weightMap = ColourMap.diverging(scale: largestMagnitude(weight))
     let gName = elementName(group, g)
     let planes = Array(group.elements)
@@ -286,14 +346,14 @@ func groupConvolutionFigure(number: Int, group: PlanarGroup, g: Int, x: Tensor<F
             row(y, map) { "Y(\(elementName(group, $0)))" },
             row(yOfGf, map) { "CONV(G F)(\(elementName(group, $0)))" },
             row(gy, map) { "(G Y)(\(elementName(group, $0)))" },
-            row(yOfGf - gy, map) { _ in "DIFFERENCE" },
+            row(shownDifference(yOfGf, gy, group: group, g: g), map) { _ in "DIFFERENCE" },
         ],
         notes: [
             (text: "F = RELU(LIFT(X)); Y = CONV(F), ITS FILTER PSI HAS ONE 3X3 PLANE PER GROUP ELEMENT.",
              colour: .text),
             note("CONV(G F) = G CONV(F)", check),
             note("BATCH NORM", normCheck),
-        ])
+        ] + rotationNote(group))
 }
 
 /// Steps 5 and 8: the whole model's prediction for every transformed copy of the image.
@@ -349,6 +409,10 @@ func makeModel(_ name: ModelName, weights: String?) throws -> (model: Module, la
 }
 
 do {
+    if let sweep = options.rotationSweep {
+        try rotationSweep(model: sweep.model, weights: sweep.weights, dataset: options.sweepDataset)
+        exit(0)
+    }
     let (x, description) = try inputImage(options)
     print("Input: \(description), \(x.shape[2])x\(x.shape[3]).")
     print("Figures go to \(outputDirectory.path)/.\n")
@@ -381,6 +445,13 @@ do {
     print("[8] models: D4CNN \(d4Label), CNN \(cnnLabel)")
     try save(try invarianceFigure(number: 8, group: .d4, x: x, input: description, equivariant: d4,
                                   equivariantName: "D4CNN", plain: cnn, plainName: "CNN"), "08-invariance-d4cnn.png")
+
+    // C8 with steerable filters: g = R, a rotation by 45 degrees, off the pixel grid.
+    let c8 = PlanarGroup.cyclic(8)
+    try save(try liftingFigure(number: 9, group: c8, g: 1, x: x, seed: options.seed), "09-lifting-c8.png")
+    try save(try groupConvolutionFigure(number: 10, group: c8, g: 1, x: x, seed: options.seed),
+             "10-group-conv-c8.png")
+    try perElementReports(number: 11, x: x, c4: c4, cnn: cnn)
 } catch {
     FileHandle.standardError.write(Data("error: \(error)\n".utf8))
     exit(1)

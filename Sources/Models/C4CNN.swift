@@ -13,8 +13,8 @@ import NN
 public class GroupEquivariantCNN: Module {
     /// The group the model is equivariant to (C4 or D4).
     public let group: PlanarGroup
-    /// Lifting convolution 1 -> 8, (N, 1, 33, 33) -> (N, 8, |G|, 33, 33); `liftingconv`.
-    public let liftingconv: LiftingConv2d
+    /// The lifting convolution: `LiftingConv2d` (rot90 of free filters) or `SteerableLiftingConv2d`.
+    public let liftingconv: GroupFilterConv2d
     /// Batch norm after the lifting conv (strong recipe only).
     public let liftingNorm: BatchNorm?
     /// The four group convolutions with their ReLUs and poolings (and batch norms):
@@ -35,16 +35,26 @@ public class GroupEquivariantCNN: Module {
     ///   - batchNorm: insert batch norm (statistics shared over the group axis) after every convolution, before
     ///     its ReLU — the strong recipe. The original model has none.
     ///   - dropout: dropout probability before each hidden linear layer of the head (0: none).
-    ///   - generator: the source of the initial parameters.
-    public init(group: PlanarGroup, batchNorm: Bool = false, dropout: Double = 0, generator: inout SeededRandom) {
+    ///   - widths: the channels of the lifting convolution and of the four group convolutions (each channel carries
+    ///     |G| planes).
+    ///   - steerable: steerable filters (`SteerableLiftingConv2d`, `SteerableGroupConv2d`, for any C_N or D_N)
+    ///     instead of free 3x3 filters moved by rot90 (C4 and D4 only).
+    public init(group: PlanarGroup, widths: [Int] = [8, 16, 32, 64, 128], steerable: Bool = false,
+                batchNorm: Bool = false, dropout: Double = 0, generator: inout SeededRandom) {
+        check(widths.count == 5 && widths.allSatisfy { $0 >= 1 },
+              "GroupEquivariantCNN: five positive widths needed, got \(widths)")
         self.group = group
-        liftingconv = LiftingConv2d(1, 8, kernelSize: 3, padding: 1, group: group, generator: &generator)
-        liftingNorm = batchNorm ? BatchNorm(8) : nil
+        liftingconv = steerable
+            ? SteerableLiftingConv2d(1, widths[0], kernelSize: 3, padding: 1, group: group, generator: &generator)
+            : LiftingConv2d(1, widths[0], kernelSize: 3, padding: 1, group: group, generator: &generator)
+        liftingNorm = batchNorm ? BatchNorm(widths[0]) : nil
         var layers: [Module] = []
-        let widths = [8, 16, 32, 64, 128]
         for i in 0..<4 {
-            layers.append(GroupConv2d(widths[i], widths[i + 1], kernelSize: 3, padding: 1, group: group,
-                                      generator: &generator))
+            layers.append(steerable
+                ? SteerableGroupConv2d(widths[i], widths[i + 1], kernelSize: 3, padding: 1, group: group,
+                                       generator: &generator)
+                : GroupConv2d(widths[i], widths[i + 1], kernelSize: 3, padding: 1, group: group,
+                              generator: &generator))
             if batchNorm { layers.append(BatchNorm(widths[i + 1])) }
             layers.append(ReLU())
             if i < 3 { layers.append(MaxPool3d(kernelSize: (1, 3, 3), stride: (1, 2, 2), padding: (0, 1, 1))) }
@@ -52,7 +62,7 @@ public class GroupEquivariantCNN: Module {
         groupconvEncoder = Sequential(layers)
         var headLayers: [Module] = []
         if dropout > 0 { headLayers.append(Dropout(dropout)) }
-        headLayers += [Linear(128 * 5 * 5, 256, generator: &generator), ReLU()]
+        headLayers += [Linear(widths[4] * 5 * 5, 256, generator: &generator), ReLU()]
         if dropout > 0 { headLayers.append(Dropout(dropout)) }
         headLayers += [Linear(256, 32, generator: &generator), ReLU(), Linear(32, 10, generator: &generator)]
         head = Sequential(headLayers)

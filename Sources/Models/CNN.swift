@@ -62,8 +62,7 @@ public final class CNN: Module {
 
 /// The models of the experiment by name, as the command line gives them.
 public enum ModelName: String, CaseIterable, Sendable {
-    /// `C4CNN`, `CNN` and `D4CNN`.
-    case c4cnn, cnn, d4cnn
+    case c4cnn, cnn, d4cnn, c8cnn, c16cnn, d8cnn
 
     /// A freshly initialised model.
     public func make(seed: UInt64 = 0) -> Module {
@@ -71,6 +70,9 @@ public enum ModelName: String, CaseIterable, Sendable {
         case .c4cnn: return C4CNN(seed: seed)
         case .cnn: return CNN(seed: seed)
         case .d4cnn: return D4CNN(seed: seed)
+        case .c8cnn: return C8CNN(seed: seed)
+        case .c16cnn: return C16CNN(seed: seed)
+        case .d8cnn: return D8CNN(seed: seed)
         }
     }
 
@@ -80,6 +82,9 @@ public enum ModelName: String, CaseIterable, Sendable {
         case .c4cnn: return C4CNN(seed: seed, batchNorm: true, dropout: 0.2)
         case .cnn: return CNN(seed: seed, batchNorm: true, dropout: 0.2)
         case .d4cnn: return D4CNN(seed: seed, batchNorm: true, dropout: 0.2)
+        case .c8cnn: return C8CNN(seed: seed, batchNorm: true, dropout: 0.2)
+        case .c16cnn: return C16CNN(seed: seed, batchNorm: true, dropout: 0.2)
+        case .d8cnn: return D8CNN(seed: seed, batchNorm: true, dropout: 0.2)
         }
     }
 }

@@ -42,7 +42,7 @@ extension GroupEquivariantCNN {
             }
             for (index, layer) in groupconvEncoder.layers.enumerated() {
                 switch layer {
-                case let conv as GroupConv2d:
+                case let conv as GroupFilterConv2d:
                     flush()
                     let expanded = filters(conv)
                     pendingConv = (expanded.weight, expanded.bias, conv.padding)
@@ -96,19 +96,14 @@ extension GroupEquivariantCNN {
     }
 
     /// Expanded filters of a lifting or group convolution, outside any recording.
-    private func filters(_ conv: LiftingConv2d) -> (weight: Tensor<Float>, bias: Tensor<Float>?) {
-        let (w, b) = conv.expandedFilters()
-        return (w.detached(), b?.detached())
-    }
-
-    private func filters(_ conv: GroupConv2d) -> (weight: Tensor<Float>, bias: Tensor<Float>?) {
+    private func filters(_ conv: GroupFilterConv2d) -> (weight: Tensor<Float>, bias: Tensor<Float>?) {
         let (w, b) = conv.expandedFilters()
         return (w.detached(), b?.detached())
     }
 
     /// Linear(C * S * S, out) after group pooling -> Linear(C * |G| * S * S, out) on the map before it.
     private func foldGroupPooling(into linear: Linear, order: Int) throws -> Linear {
-        let outputs = linear.outFeatures, channels = groupconvEncoder.layers.compactMap { $0 as? GroupConv2d }
+        let outputs = linear.outFeatures, channels = groupconvEncoder.layers.compactMap { $0 as? GroupFilterConv2d }
             .last?.outChannels ?? 0
         let area = channels > 0 ? linear.inFeatures / channels : 0
         let spatial = Int(Double(area).squareRoot().rounded())
@@ -116,9 +111,11 @@ extension GroupEquivariantCNN {
             throw ExportError("head: Linear(\(linear.inFeatures), \(outputs)) does not follow the group pooling")
         }
         let w = linear.weight.value.detached().reshaped([outputs, channels, spatial, spatial])
-        // Sum over g of T_g^T W = sum over g of T_g W (the transposes of the transforms are their inverses).
-        let symmetrised = group.elements.map { group.transformPlanes(w, by: $0) }
-            .dropFirst().reduce(w) { $0 + $1 } * (1 / Float(order * order))
+        // Group pooling averages over the elements exact on the grid, E (all of C4 and D4): sum over e in E of
+        // T_e^T W = sum over e of T_e W (the transposes of the transforms are their inverses, and E is a subgroup).
+        let exact = group.gridElements
+        let symmetrised = exact.map { group.transformPlanes(w, by: $0) }
+            .dropFirst().reduce(w) { $0 + $1 } * (1 / Float(exact.count * order))
         let repeated = symmetrised.unsqueezed(2).expanded(to: [outputs, channels, order, spatial, spatial])
         return Linear.holding(weight: repeated.reshaped([outputs, channels * order * spatial * spatial]),
                               bias: linear.bias?.value.detached())
@@ -180,6 +177,9 @@ extension ModelName {
         switch (self, model) {
         case (.c4cnn, let m as C4CNN): return try m.exported()
         case (.d4cnn, let m as D4CNN): return try m.exported()
+        case (.c8cnn, let m as C8CNN): return try m.exported()
+        case (.c16cnn, let m as C16CNN): return try m.exported()
+        case (.d8cnn, let m as D8CNN): return try m.exported()
         case (.cnn, let m as CNN): return try m.exported()
         default: throw ExportError("cannot export a \(type(of: model)) as \(rawValue)")
         }

@@ -30,11 +30,14 @@ extension ModelName {
         case is C4CNN: return .c4cnn
         case is D4CNN: return .d4cnn
         case is CNN: return .cnn
+        case is C8CNN: return .c8cnn
+        case is C16CNN: return .c16cnn
+        case is D8CNN: return .d8cnn
         default: return nil
         }
     }
 
-    /// The comma-separated names, for messages: "c4cnn, cnn, d4cnn".
+    /// The comma-separated names, for messages: "c4cnn, cnn, d4cnn, c8cnn, c16cnn, d8cnn".
     public static var known: String { allCases.map(\.rawValue).joined(separator: ", ") }
 }
 

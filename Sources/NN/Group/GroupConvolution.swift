@@ -42,14 +42,18 @@ public class GroupFilterConv2d: Module {
     /// The filters of the equivalent plain convolution: weight (out * |G|, ...) with channel index `o * |G| + g`, and
     /// the bias repeated over the group, (out * |G|).
     public func expandedFilters() -> (weight: Tensor<Float>, bias: Tensor<Float>?) {
-        cache.filters(isTraining: isTraining, versions: [weight.version, bias?.version ?? -1]) {
-            let maps = expansion.maps(weight: weight.shape, bias: bias?.shape) { w in
-                expandWeight(w)
-            } bias: { b in
-                try! b.repeated("o -> (o g)", ["g": group.order])
-            }
-            return maps.apply(weight: weight.value, bias: bias?.value)
+        cache.filters(isTraining: isTraining, versions: [weight.version, bias?.version ?? -1]) { buildFilters() }
+    }
+
+    /// Builds the expanded filters from the parameters (recorded on the tape in training mode): here one gather of
+    /// the weight moved by `expandWeight`; steerable layers override it with their basis expansion.
+    func buildFilters() -> (weight: Tensor<Float>, bias: Tensor<Float>?) {
+        let maps = expansion.maps(weight: weight.shape, bias: bias?.shape) { w in
+            expandWeight(w)
+        } bias: { b in
+            try! b.repeated("o -> (o g)", ["g": group.order])
         }
+        return maps.apply(weight: weight.value, bias: bias?.value)
     }
 
     /// The weight expanded into the plain convolution's filters (run once, on element indices); subclasses override.
@@ -59,6 +63,29 @@ public class GroupFilterConv2d: Module {
 
     /// Drops the cached expanded filters.
     override public func modeDidChange() { cache.clear() }
+
+    // MARK: Forward passes
+
+    /// (N, in, H, W) -> (N, out, |G|, H', W'): the plain convolution with the expanded filters.
+    func liftingForward(_ input: Tensor<Float>, layer: String) throws -> Tensor<Float> {
+        try checkImageInput(input, channels: inChannels, kernel: kernelSize, padding: padding, layer: layer)
+        let (w, b) = expandedFilters()
+        let y = input.conv2d(weight: w, bias: b, padding: (padding, padding), algorithm: .fastest)
+        return try! y.rearranged("n (o g) h w -> n o g h w", ["g": group.order])
+    }
+
+    /// (N, in, |G|, H, W) -> (N, out, |G|, H', W'): the plain convolution of (N, in * |G|, H, W) with the expanded
+    /// filters.
+    func groupForward(_ input: Tensor<Float>, layer: String) throws -> Tensor<Float> {
+        guard input.rank == 5, input.shape[1] == inChannels, input.shape[2] == group.order,
+              input.shape[3] + 2 * padding >= kernelSize, input.shape[4] + 2 * padding >= kernelSize else {
+            throw ShapeError(layer: layer, expected: "(N, \(inChannels), \(group.order), H, W)", given: input.shape)
+        }
+        let (w, b) = expandedFilters()
+        let flat = try! input.rearranged("n i g h w -> n (i g) h w")
+        let y = flat.conv2d(weight: w, bias: b, padding: (padding, padding), algorithm: .fastest)
+        return try! y.rearranged("n (o g) h w -> n o g h w", ["g": group.order])
+    }
 }
 
 // MARK: - Lifting convolution
@@ -71,6 +98,8 @@ public final class LiftingConv2d: GroupFilterConv2d {
     /// Weight N(0, 1/sqrt(in * out)), bias N(0, 1).
     public init(_ inChannels: Int, _ outChannels: Int, kernelSize: Int, padding: Int = 0,
                 group: PlanarGroup = .c4, bias: Bool = true, generator: inout SeededRandom) {
+        check(group.gridElements.count == group.order, "LiftingConv2d: free filters are transformed by rot90, so "
+              + "\(group) must act exactly on the grid (C1, C2, C4, D1, D2, D4); use SteerableLiftingConv2d")
         super.init(inChannels, outChannels, filterShape: [kernelSize, kernelSize], kernelSize: kernelSize,
                    padding: padding, group: group, bias: bias, generator: &generator)
     }
@@ -93,11 +122,7 @@ public final class LiftingConv2d: GroupFilterConv2d {
 
     /// (N, in, H, W) -> (N, out, |G|, H', W'); a `ShapeError` for another channel count or a too small image.
     override public func forward(_ input: Tensor<Float>) throws -> Tensor<Float> {
-        try checkImageInput(input, channels: inChannels, kernel: kernelSize, padding: padding,
-                            layer: "LiftingConv2d(\(inChannels), \(outChannels))")
-        let (w, b) = expandedFilters()
-        let y = input.conv2d(weight: w, bias: b, padding: (padding, padding), algorithm: .fastest)
-        return try! y.rearranged("n (o g) h w -> n o g h w", ["g": group.order])
+        try liftingForward(input, layer: "LiftingConv2d(\(inChannels), \(outChannels))")
     }
 }
 
@@ -112,6 +137,8 @@ public final class GroupConv2d: GroupFilterConv2d {
     /// Weight N(0, 1/sqrt(in * out)), bias N(0, 1).
     public init(_ inChannels: Int, _ outChannels: Int, kernelSize: Int, padding: Int = 0,
                 group: PlanarGroup = .c4, bias: Bool = true, generator: inout SeededRandom) {
+        check(group.gridElements.count == group.order, "GroupConv2d: free filters are transformed by rot90, so "
+              + "\(group) must act exactly on the grid (C1, C2, C4, D1, D2, D4); use SteerableGroupConv2d")
         super.init(inChannels, outChannels, filterShape: [group.order, kernelSize, kernelSize],
                    kernelSize: kernelSize, padding: padding, group: group, bias: bias, generator: &generator)
     }
@@ -134,22 +161,16 @@ public final class GroupConv2d: GroupFilterConv2d {
 
     /// (N, in, |G|, H, W) -> (N, out, |G|, H', W'); a `ShapeError` for any other shape.
     override public func forward(_ input: Tensor<Float>) throws -> Tensor<Float> {
-        guard input.rank == 5, input.shape[1] == inChannels, input.shape[2] == group.order,
-              input.shape[3] + 2 * padding >= kernelSize, input.shape[4] + 2 * padding >= kernelSize else {
-            throw ShapeError(layer: "GroupConv2d(\(inChannels), \(outChannels), \(group))",
-                             expected: "(N, \(inChannels), \(group.order), H, W)", given: input.shape)
-        }
-        let (w, b) = expandedFilters()
-        let flat = try! input.rearranged("n i g h w -> n (i g) h w")
-        let y = flat.conv2d(weight: w, bias: b, padding: (padding, padding), algorithm: .fastest)
-        return try! y.rearranged("n (o g) h w -> n o g h w", ["g": group.order])
+        try groupForward(input, layer: "GroupConv2d(\(inChannels), \(outChannels), \(group))")
     }
 }
 
 // MARK: - Group pooling
 
-/// Pools a group feature map (N, C, |G|, H, W) to an invariant image (N, C, H, W): the |G| transforms of the map
-/// are concatenated along the group axis and averaged over it.
+/// Pools a group feature map (N, C, |G|, H, W) to an invariant image (N, C, H, W): the mean over the group axis,
+/// averaged over the transforms of the image by the group's elements that act exactly on the grid (all of C4 and D4;
+/// the rotations by multiples of 90 degrees of C_N and D_N, with their reflections). The result is invariant to
+/// those exactly and to the other elements up to the grid's sampling error.
 public final class GroupPooling: Module {
     /// The group pooled over.
     public let group: PlanarGroup
@@ -162,12 +183,13 @@ public final class GroupPooling: Module {
             throw ShapeError(layer: "GroupPooling(\(group))", expected: "(N, C, \(group.order), S, S)",
                              given: input.shape)
         }
-        // The mean over the concatenation of the |G| transformed maps along the group axis equals the mean over the
-        // group axis first, then the mean of the |G| transforms of that image: the same result, |G| times less
-        // data through the transforms.
+        // For C4 and D4, the mean over the concatenation of the |G| transformed maps along the group axis equals
+        // the mean over the group axis first, then the mean of the |G| transforms of that image: the same result,
+        // |G| times less data through the transforms.
         let planeMean = input.mean(axes: [2])
-        let transformed = group.elements.map { group.transformPlanes(planeMean, by: $0) }
-        return transformed.dropFirst().reduce(transformed[0], +) * (1 / Float(group.order))
+        let exact = group.gridElements
+        let transformed = exact.map { group.transformPlanes(planeMean, by: $0) }
+        return transformed.dropFirst().reduce(transformed[0], +) * (1 / Float(exact.count))
     }
 }
 
