@@ -85,10 +85,11 @@ public struct SweepResult: Codable, Equatable, Sendable {
     /// The table printed for one or more models: one row per angle, one column per model (accuracy in %).
     public static func table(_ results: [(name: String, result: SweepResult)]) -> String {
         guard let first = results.first else { return "" }
-        var lines = ["angle (°)" + results.map { " " + $0.name.padding(toLength: 9, withPad: " ", startingAt: 0) }
-            .joined()]
+        // (String(format:) ignores the width of %@, so texts are padded here.)
+        func right(_ text: String, _ width: Int) -> String { String(repeating: " ", count: max(0, width - text.count)) + text }
+        var lines = ["angle (°)" + results.map { " " + right($0.name, 9) }.joined()]
         for (i, angle) in first.result.angles.enumerated() {
-            lines.append(String(format: "%9@", SVGChart.label(angle))
+            lines.append(right(SVGChart.label(angle), 9)
                          + results.map { String(format: " %8.2f%%", 100 * $0.result.accuracy[i]) }.joined())
         }
         return lines.joined(separator: "\n")

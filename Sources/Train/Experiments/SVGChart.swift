@@ -114,7 +114,13 @@ public enum SVGChart {
     /// One column per group: a dot per value (spread sideways so equal values stay visible), a bar at the mean and
     /// a whisker of ± one sample standard deviation.
     public static func strip(title: String, valueLabel: String, groups: [(name: String, values: [Double])]) -> String {
-        let all = groups.flatMap(\.values).filter(\.isFinite)
+        // The range covers every value and every whisker (mean ± std).
+        let all = groups.flatMap { group -> [Double] in
+            let values = group.values.filter(\.isFinite)
+            guard values.count > 1 else { return values }
+            let s = SampleStatistics(values)
+            return values + [s.mean - s.standardDeviation!, s.mean + s.standardDeviation!]
+        }
         let yTickValues = ticks(low: all.min() ?? 0, high: all.max() ?? 1)
         let yRange = (yTickValues.first!, yTickValues.last!)
         func py(_ y: Double) -> Double { top + plotHeight * (1 - (y - yRange.0) / (yRange.1 - yRange.0)) }
