@@ -14,7 +14,9 @@ import Train
 //      rotates every plane and shifts the planes cyclically;
 //   4. the group convolution maps such four-plane maps to four-plane maps with the same property;
 //   5. group pooling at the end makes the C4CNN's prediction invariant, where the plain CNN's is not;
-//   6-8. the same for p4m: rotations and reflections, eight planes.
+//   6-8. the same for p4m: rotations and reflections, eight planes;
+//   9. the first-layer filters of the CNN beside the C4CNN's lifting filters, and how far the CNN's filters are
+//      rotated copies of one another (FilterSimilarity), trained (--cnn-weights) against random initial filters.
 //
 // Every check prints "Equivariant" / "Not equivariant" (or "Invariant" / "Not invariant") and its worst relative
 // error over all group elements; every figure is a PNG in the output directory.
@@ -161,6 +163,47 @@ func inputImage(_ options: DemoOptions) throws -> (image: Tensor<Float>, descrip
 }
 
 // MARK: - The steps
+
+/// The weight `name` of `model` (e.g. "first_conv.weight"); fails naming the model's parameters otherwise.
+func weight(_ name: String, of model: Module) throws -> Tensor<Float> {
+    guard let found = model.namedParameters.first(where: { $0.name == name }) else {
+        throw DemoError(message: "the model has no parameter \(name)")
+    }
+    return found.parameter.value
+}
+
+/// Step 9: the CNN's first-layer filters (as given: trained or not) over the random initial filters of a CNN of the
+/// same seed, beside the C4CNN's lifting filters; each CNN row with its mean best correlation with another filter's
+/// quarter turns.
+func learnedFiltersFigure(number: Int, cnn: Module, cnnLabel: String, c4: Module, c4Label: String, seed: UInt64)
+    throws -> Figure {
+    let learned = try weight("first_conv.weight", of: cnn)
+    let initial = try weight("first_conv.weight", of: ModelName.cnn.make(seed: seed))
+    let lifting = try weight("liftingconv.weight", of: c4)
+    let scoreLearned = FilterSimilarity.meanBestRotatedMatch(learned)
+    let scoreInitial = FilterSimilarity.meanBestRotatedMatch(initial)
+    let scoreLifting = FilterSimilarity.meanBestRotatedMatch(lifting)
+    print(String(format: "[%d] CNN first-layer filters (%@): mean best correlation with another filter's quarter turns "
+                 + "%.3f; random initial filters (seed %llu): %.3f; C4CNN lifting filters (%@): %.3f", number,
+                 cnnLabel, scoreLearned, seed, scoreInitial, c4Label, scoreLifting))
+    func row(_ prefix: String, _ filters: Tensor<Float>) -> [Panel] {
+        let count = filters.shape[0], k = filters.shape[2], size = filters.count / count
+        let scale = largestMagnitude(filters)
+        return (0..<count).map { i in
+            Panel(caption: "\(prefix) \(i)", content: .image(Array(filters.scalars[(i * size)..<(i * size + k * k)]),
+                                                             height: k, width: k, .diverging(scale: scale)))
+        }
+    }
+    let verdict: RGB = scoreLearned > scoreInitial ? .good : .bad
+    return Figure(
+        title: "\(number). WHAT THE FIRST LAYER LEARNS: CNN FILTERS (TOP), RANDOM INITIAL ONES, C4CNN LIFTING FILTERS",
+        rows: [row("CNN", learned), row("INIT", initial), row("C4", lifting)],
+        notes: [(String(format: "CNN FILTERS (%@): BEST CORRELATION WITH ANOTHER FILTER'S 90-DEGREE TURNS, MEAN %.3f",
+                        cnnLabel.uppercased(), scoreLearned), verdict),
+                (String(format: "RANDOM INITIAL FILTERS (SEED %llu): %.3f", seed, scoreInitial), .text),
+                (String(format: "C4CNN LIFTING FILTERS (%@): %.3f; EACH IS APPLIED IN ALL FOUR TURNS BY CONSTRUCTION",
+                        c4Label.uppercased(), scoreLifting), .text)])
+}
 
 /// Steps 1 and 2: an image -> image filter, `psi(g x)` beside `g psi(x)`.
 func filterFigure(number: Int, title: String, label: String, filter: Tensor<Float>, layer: Module,
@@ -381,6 +424,8 @@ do {
     print("[8] models: D4CNN \(d4Label), CNN \(cnnLabel)")
     try save(try invarianceFigure(number: 8, group: .d4, x: x, input: description, equivariant: d4,
                                   equivariantName: "D4CNN", plain: cnn, plainName: "CNN"), "08-invariance-d4cnn.png")
+    try save(try learnedFiltersFigure(number: 9, cnn: cnn, cnnLabel: cnnLabel, c4: c4, c4Label: c4Label,
+                                      seed: options.seed), "09-learned-filters.png")
 } catch {
     FileHandle.standardError.write(Data("error: \(error)\n".utf8))
     exit(1)
