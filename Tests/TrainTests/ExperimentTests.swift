@@ -132,7 +132,7 @@ final class ExperimentTests: XCTestCase {
         XCTAssertEqual(SVGChart.label(0.25), "0.25")
     }
 
-    func testFiguresHaveTicksLabelsAndLegends() {
+    func testFiguresHaveTicksLabelsAndLegends() throws {
         let lines = SVGChart.lines(title: "T", xLabel: "rotation (degrees)", yLabel: "test accuracy (%)",
                                    series: [.init(name: "cnn", points: [(0, 81.3), (45, 60), (90, 81.3)]),
                                             .init(name: "c4cnn", points: [(0, 92), (45, 85), (90, 92)])],
@@ -141,6 +141,15 @@ final class ExperimentTests: XCTestCase {
                      ">100<", ">45<"] {
             XCTAssertTrue(lines.contains(text), "no \(text) in the curves")
         }
+        // A 15-degree sweep: ticks every 45 degrees up to 360, every point inside the plot's box (x 80 to 550).
+        let sweep = SweepResult(angles: RotationSweep.angles(step: 15), accuracy: (0..<24).map { 0.5 + Double($0 % 6) / 20 })
+        let figure = SweepResult.svg([("cnn", sweep, nil)], title: "T")
+        XCTAssertTrue(figure.contains(">360<") && figure.contains(">315<") && !figure.contains(">345<"))
+        let xs = try NSRegularExpression(pattern: "<circle cx=\"([0-9.]+)\"")
+            .matches(in: figure, range: NSRange(figure.startIndex..., in: figure))
+            .map { Double((figure as NSString).substring(with: $0.range(at: 1)))! }
+        XCTAssertEqual(xs.count, 24)
+        XCTAssertTrue(xs.allSatisfy { $0 >= 80 && $0 <= 550 }, "\(xs)")
         let strip = SVGChart.strip(title: "T", valueLabel: "test accuracy (%)",
                                    groups: [("cnn", [80, 82]), ("c4cnn", [91, 93, 92])])
         XCTAssertTrue(strip.contains(">c4cnn (3 seeds)<") && strip.contains("mean") && strip.contains(">test accuracy (%)<"))

@@ -105,6 +105,6 @@ public struct SweepResult: Codable, Equatable, Sendable {
                 SVGChart.Series(name: r.name, points: zip(r.result.angles, r.result.accuracy).map { ($0, 100 * $1) },
                                 spread: r.std.map { $0.map { 100 * $0 } })
             },
-            xTicks: stride(from: 0, through: max(last, step), by: step).map { $0 })
+            xTicks: stride(from: 0, through: max((last / step).rounded(.up) * step, step), by: step).map { $0 })
     }
 }

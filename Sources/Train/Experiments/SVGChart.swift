@@ -66,7 +66,9 @@ public enum SVGChart {
         let xTickValues = xTicks ?? (xScale == .logarithmic
             ? Array(Set(xs)).sorted()
             : ticks(low: xs.min() ?? 0, high: xs.max() ?? 1))
-        let xRange = (map(xTickValues.first ?? (xs.min() ?? 0)), map(xTickValues.last ?? (xs.max() ?? 1)))
+        // The axis spans the ticks and every point.
+        let xRange = (map(min(xTickValues.first ?? .infinity, xs.min() ?? 0)),
+                      map(max(xTickValues.last ?? -.infinity, xs.max() ?? 1)))
         let yTickValues = ticks(low: ys.min() ?? 0, high: ys.max() ?? 1)
         let yRange = (yTickValues.first!, yTickValues.last!)
         func px(_ x: Double) -> Double {
