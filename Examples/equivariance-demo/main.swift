@@ -14,9 +14,7 @@ import Train
 //      rotates every plane and shifts the planes cyclically;
 //   4. the group convolution maps such four-plane maps to four-plane maps with the same property;
 //   5. group pooling at the end makes the C4CNN's prediction invariant, where the plain CNN's is not;
-//   6-8. the same for p4m: rotations and reflections, eight planes;
-//   9. the first-layer filters of the CNN beside the C4CNN's lifting filters, and how far the CNN's filters are
-//      rotated copies of one another (FilterSimilarity), trained (--cnn-weights) against random initial filters.
+//   6-8. the same for p4m: rotations and reflections, eight planes.
 //
 // Every check prints "Equivariant" / "Not equivariant" (or "Invariant" / "Not invariant") and its worst relative
 // error over all group elements; every figure is a PNG in the output directory.
@@ -172,7 +170,7 @@ func weight(_ name: String, of model: Module) throws -> Tensor<Float> {
     return found.parameter.value
 }
 
-/// Step 9: the CNN's first-layer filters (as given: trained or not) over the random initial filters of a CNN of the
+/// Step 12: the CNN's first-layer filters (as given: trained or not) over the random initial filters of a CNN of the
 /// same seed, beside the C4CNN's lifting filters; each CNN row with its mean best correlation with another filter's
 /// quarter turns.
 func learnedFiltersFigure(number: Int, cnn: Module, cnnLabel: String, c4: Module, c4Label: String, seed: UInt64)
@@ -424,8 +422,8 @@ do {
     print("[8] models: D4CNN \(d4Label), CNN \(cnnLabel)")
     try save(try invarianceFigure(number: 8, group: .d4, x: x, input: description, equivariant: d4,
                                   equivariantName: "D4CNN", plain: cnn, plainName: "CNN"), "08-invariance-d4cnn.png")
-    try save(try learnedFiltersFigure(number: 9, cnn: cnn, cnnLabel: cnnLabel, c4: c4, c4Label: c4Label,
-                                      seed: options.seed), "09-learned-filters.png")
+    try save(try learnedFiltersFigure(number: 12, cnn: cnn, cnnLabel: cnnLabel, c4: c4, c4Label: c4Label,
+                                      seed: options.seed), "12-learned-filters.png")
 } catch {
     FileHandle.standardError.write(Data("error: \(error)\n".utf8))
     exit(1)
