@@ -191,6 +191,47 @@ func inputImage(_ options: DemoOptions) throws -> (image: Tensor<Float>, descrip
 
 // MARK: - The steps
 
+/// The weight `name` of `model` (e.g. "first_conv.weight"); fails naming the model's parameters otherwise.
+func weight(_ name: String, of model: Module) throws -> Tensor<Float> {
+    guard let found = model.namedParameters.first(where: { $0.name == name }) else {
+        throw DemoError(message: "the model has no parameter \(name)")
+    }
+    return found.parameter.value
+}
+
+/// Step 12: the CNN's first-layer filters (as given: trained or not) over the random initial filters of a CNN of the
+/// same seed, beside the C4CNN's lifting filters; each CNN row with its mean best correlation with another filter's
+/// quarter turns.
+func learnedFiltersFigure(number: Int, cnn: Module, cnnLabel: String, c4: Module, c4Label: String, seed: UInt64)
+    throws -> Figure {
+    let learned = try weight("first_conv.weight", of: cnn)
+    let initial = try weight("first_conv.weight", of: ModelName.cnn.make(seed: seed))
+    let lifting = try weight("liftingconv.weight", of: c4)
+    let scoreLearned = FilterSimilarity.meanBestRotatedMatch(learned)
+    let scoreInitial = FilterSimilarity.meanBestRotatedMatch(initial)
+    let scoreLifting = FilterSimilarity.meanBestRotatedMatch(lifting)
+    print(String(format: "[%d] CNN first-layer filters (%@): mean best correlation with another filter's quarter turns "
+                 + "%.3f; random initial filters (seed %llu): %.3f; C4CNN lifting filters (%@): %.3f", number,
+                 cnnLabel, scoreLearned, seed, scoreInitial, c4Label, scoreLifting))
+    func row(_ prefix: String, _ filters: Tensor<Float>) -> [Panel] {
+        let count = filters.shape[0], k = filters.shape[2], size = filters.count / count
+        let scale = largestMagnitude(filters)
+        return (0..<count).map { i in
+            Panel(caption: "\(prefix) \(i)", content: .image(Array(filters.scalars[(i * size)..<(i * size + k * k)]),
+                                                             height: k, width: k, .diverging(scale: scale)))
+        }
+    }
+    let verdict: RGB = scoreLearned > scoreInitial ? .good : .bad
+    return Figure(
+        title: "\(number). WHAT THE FIRST LAYER LEARNS: CNN FILTERS (TOP), RANDOM INITIAL ONES, C4CNN LIFTING FILTERS",
+        rows: [row("CNN", learned), row("INIT", initial), row("C4", lifting)],
+        notes: [(String(format: "CNN FILTERS (%@): BEST CORRELATION WITH ANOTHER FILTER'S 90-DEGREE TURNS, MEAN %.3f",
+                        cnnLabel.uppercased(), scoreLearned), verdict),
+                (String(format: "RANDOM INITIAL FILTERS (SEED %llu): %.3f", seed, scoreInitial), .text),
+                (String(format: "C4CNN LIFTING FILTERS (%@): %.3f; EACH IS APPLIED IN ALL FOUR TURNS BY CONSTRUCTION",
+                        c4Label.uppercased(), scoreLifting), .text)])
+}
+
 /// Steps 1 and 2: an image -> image filter, `psi(g x)` beside `g psi(x)`.
 func filterFigure(number: Int, title: String, label: String, filter: Tensor<Float>, layer: Module,
                   x: Tensor<Float>) throws -> Figure {
@@ -452,6 +493,8 @@ do {
     try save(try groupConvolutionFigure(number: 10, group: c8, g: 1, x: x, seed: options.seed),
              "10-group-conv-c8.png")
     try perElementReports(number: 11, x: x, c4: c4, cnn: cnn)
+    try save(try learnedFiltersFigure(number: 12, cnn: cnn, cnnLabel: cnnLabel, c4: c4, c4Label: c4Label,
+                                      seed: options.seed), "12-learned-filters.png")
 } catch {
     FileHandle.standardError.write(Data("error: \(error)\n".utf8))
     exit(1)

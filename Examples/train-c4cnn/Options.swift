@@ -24,8 +24,19 @@ struct Options {
     var recalibrationBatches = 0
     /// The models trained one after the other by `--compare` or `--models`, with a table and a plot of all.
     var comparedModels: [ModelName]?
+    /// `--seeds N` or `--seeds A..B`: each model trained from each seed, with the summary over seeds.
+    var seeds: SeedSelection?
+    /// `--summarize DIR[,DIR...]`: the folders of finished seeds to summarise, without training.
+    var summarize: [String]?
+    /// `--rotation-sweep DEG`: the step of the test-time rotation sweep, in degrees.
+    var rotationSweep: Double?
+    /// `--train-size N` / `--train-sizes A,B,...`: the training-set sizes (nil: the whole set).
+    var trainSize: Int?
+    var trainSizes: [Int]?
 
     var compare: Bool { comparedModels != nil }
+    /// The models this run trains or summarises.
+    var models: [ModelName] { comparedModels ?? [model] }
 
     /// The options of `arguments` and whether `--help` was given (with the help text); throws a `UsageError`
     /// naming the flag. Every flag is declared here, once: the help is generated from these declarations.
@@ -94,6 +105,43 @@ struct Options {
             like --compare for the listed models, e.g. c4cnn,cnn,d4cnn (with --resume,
             finished runs are only read back: the table and the plot of runs made earlier)
             """) { try ModelName.list(parsing: $0) }
+        let seedsFlag = parser.option("--seeds", value: "N|A..B", help: """
+            train each model from seeds 0 to N-1 (or A to B) into CHECKPOINT_DIR/seed-<s>/MODEL/,
+            then print mean ± std, min and max of the test accuracy and the paired wins, and
+            write summary.json and summary.svg (default CHECKPOINT_DIR runs/DATASET-PRESET-seeds;
+            with --resume, finished seeds are read back)
+            """) { try SeedSelection(parsing: $0) }
+        let summarizeFlag = parser.option("--summarize", value: "DIR[,DIR...]", help: """
+            without training, gather the finished seeds of one or more sweep folders (e.g. each
+            machine's part) into summary.json and summary.svg in the first DIR (or --checkpoint-dir)
+            """) { text -> [String] in
+            let folders = text.split(separator: ",", omittingEmptySubsequences: false).map(String.init)
+            guard !folders.contains(where: \.isEmpty) else { throw ValueError("an empty folder name in '\(text)'") }
+            return folders
+        }
+        let sweepFlag = parser.option("--rotation-sweep", value: "DEG", help: """
+            after training (or with --eval-only --weights), the test accuracy with every test image
+            rotated by 0, DEG, 2 DEG, ... below 360: a table, sweep.json and sweep.svg in the
+            checkpoint folder (with --eval-only: --checkpoint-dir, else the folder of --weights)
+            """) { text -> Double in
+            guard let value = Double(text), value.isFinite, value > 0, value <= 360 else {
+                throw ValueError("'\(text)' is not an angle in degrees above 0 and at most 360")
+            }
+            return value
+        }
+        let trainSizeFlag = parser.option("--train-size", value: "N", help: """
+            train on N training images: the first N, or a seeded selection with shuffling (runs go
+            into runs/MODEL-DATASET-nN-PRESET)
+            """, Convert.integer(atLeast: 1))
+        let trainSizesFlag = parser.option("--train-sizes", value: "LIST", help: """
+            train at each size of the list (e.g. 250,500,1000,2000,4000), then print a table and
+            draw efficiency-DATASET-PRESET.svg of test accuracy against training-set size
+            """) { text -> [Int] in
+            let parts = text.split(separator: ",", omittingEmptySubsequences: false).map(String.init)
+            let sizes = try parts.map { try Convert.integer(atLeast: 1)($0) }
+            guard Set(sizes).count == sizes.count else { throw ValueError("a size is listed twice in '\(text)'") }
+            return sizes
+        }
 
         let a = try parser.parse(arguments)
         var o = Options()
@@ -116,8 +164,37 @@ struct Options {
         o.export = a[exportFlag]
         o.recalibrationBatches = a[recalibrateFlag] ?? 0
         o.comparedModels = a[modelsFlag] ?? (a[compareFlag] ? [.c4cnn, .cnn] : nil)
+        o.seeds = a[seedsFlag]
+        o.summarize = a[summarizeFlag]
+        o.rotationSweep = a[sweepFlag]
+        o.trainSize = a[trainSizeFlag]
+        o.trainSizes = a[trainSizesFlag]
+        if o.seeds != nil && a[seedFlag] != nil {
+            throw UsageError("--seed and --seeds cannot be combined (--seeds A..A trains one seed)")
+        }
+        if o.trainSize != nil && o.trainSizes != nil {
+            throw UsageError("--train-size and --train-sizes cannot be combined")
+        }
+        let sweeping = o.seeds != nil || o.trainSizes != nil
+        if sweeping, let flag = [("--metrics", o.metrics), ("--plot", o.plot), ("--export", o.export),
+                                 ("--init", o.initFile)].first(where: { $0.1 != nil })?.0 {
+            throw UsageError("\(flag) cannot be combined with --seeds or --train-sizes (every run writes its own "
+                             + "files into its run directory)")
+        }
+        if o.summarize != nil, let flag = [("--seeds", o.seeds != nil), ("--eval-only", a[evalFlag]),
+                                           ("--train-sizes", o.trainSizes != nil),
+                                           ("--rotation-sweep", o.rotationSweep != nil),
+                                           ("--resume", o.resume), ("--overwrite", o.overwrite)]
+            .first(where: { $0.1 })?.0 {
+            throw UsageError("--summarize only reads finished seeds; it cannot be combined with \(flag)")
+        }
         // --weights with --export and without --eval-only means exporting those weights: evaluation only.
         o.evalOnly = a[evalFlag] || (o.export != nil && o.weights != nil)
+        if o.evalOnly, let flag = [("--seeds", o.seeds != nil), ("--train-size", o.trainSize != nil),
+                                   ("--train-sizes", o.trainSizes != nil)]
+            .first(where: { $0.1 })?.0 {
+            throw UsageError("--eval-only evaluates one --weights file; it cannot be combined with \(flag)")
+        }
         if o.evalOnly && o.weights == nil {
             throw UsageError("--eval-only needs --weights FILE")
         }

@@ -28,7 +28,8 @@ func message(_ error: Error) -> String {
         case .notAFile:
             return "\(error)"
         }
-    case is UsageError, is TrainingError, is StateDictError, is ShapeError, is LossError: return "\(error)"
+    case is UsageError, is TrainingError, is StateDictError, is ShapeError, is LossError, is SummaryError,
+         is SubsetError: return "\(error)"
     default: return error.localizedDescription
     }
 }
@@ -51,6 +52,8 @@ struct RunResult {
     var name: String
     var history: [EpochMetrics]
     var parameters: Int
+    /// The trained model (for the rotation sweep).
+    var model: Module
 
     /// The epochs' training phases as recorded (test evaluation left out), so that runs resumed or only read back
     /// count in full.
@@ -67,10 +70,18 @@ struct RunPlan {
     var export: URL?
 }
 
-func plan(_ model: ModelName, options: Options) -> RunPlan {
-    let directory = RunDirectory(RunDirectory.url(base: options.checkpointDirectory, model: model.rawValue,
-                                                  dataset: options.dataset.rawValue,
-                                                  preset: options.preset.rawValue, several: options.compare))
+/// The data set's name in run-folder names: "rot-digits", or "rot-digits-n500" for a run on 500 training images.
+func datasetLabel(_ options: Options, trainSize: Int?) -> String {
+    options.dataset.rawValue + (trainSize.map { "-n\($0)" } ?? "")
+}
+
+/// The files of one model's run: in `directory` when given (a seed of a sweep), else in the model's run directory
+/// (`--checkpoint-dir`, or runs/MODEL-DATASET[-nN]-PRESET).
+func plan(_ model: ModelName, options: Options, trainSize: Int? = nil, directory: URL? = nil) -> RunPlan {
+    let several = options.compare || options.trainSizes != nil
+    let directory = RunDirectory(directory ?? RunDirectory.url(
+        base: options.checkpointDirectory, model: model.rawValue, dataset: datasetLabel(options, trainSize: trainSize),
+        preset: options.preset.rawValue, several: several))
     return RunPlan(model: model, directory: directory,
                    metrics: options.metrics.map { URL(fileURLWithPath: $0) } ?? directory.metrics,
                    plot: options.plot.map { URL(fileURLWithPath: $0) } ?? directory.curves,
@@ -80,7 +91,7 @@ func plan(_ model: ModelName, options: Options) -> RunPlan {
 
 /// Checks every output of the runs before anything is written: none is an input or another output, each can be
 /// written, and explicitly named files that exist are replaced only with --overwrite (or rewritten by --resume).
-func checkOutputs(_ plans: [RunPlan], comparePlot: URL?, options: Options) throws {
+func checkOutputs(_ plans: [RunPlan], figures: [(label: String, url: URL)] = [], options: Options) throws {
     var inputs: [(label: String, url: URL)] = []
     if let file = options.initFile { inputs.append(("--init", URL(fileURLWithPath: file))) }
     if let file = options.weights { inputs.append(("--weights", URL(fileURLWithPath: file))) }
@@ -95,7 +106,7 @@ func checkOutputs(_ plans: [RunPlan], comparePlot: URL?, options: Options) throw
         }
         if let export = p.export { outputs.append(("--export", export)) }
     }
-    if let comparePlot { outputs.append(("the comparison plot", comparePlot)) }
+    outputs += figures
     if let conflict = OutputPaths.conflict(inputs: inputs, outputs: outputs) {
         throw UsageError("\(conflict): refusing to overwrite it")
     }
@@ -150,7 +161,7 @@ func train(_ p: RunPlan, options: Options, data: (train: ImageDataset, test: Ima
                             title: "\(modelName) on \(options.dataset.rawValue)", to: p.plot)
     }
     try trainer.run()
-    let result = RunResult(name: modelName, history: trainer.history, parameters: model.parameterCount)
+    let result = RunResult(name: modelName, history: trainer.history, parameters: model.parameterCount, model: model)
     do {
         try model.save(to: p.weights, metadata: ["model": modelName])
     } catch let error as SafetensorsError {
@@ -185,13 +196,19 @@ do {
     if !BLASLibrary.isOpenBLAS {
         print("warning: the running BLAS is not OpenBLAS; run scripts/setup.sh to install it")
     }
-    let dataDirectory = URL(fileURLWithPath: options.dataDirectory)
+    if let folders = options.summarize {
+        try summarize(folders.map { URL(fileURLWithPath: $0) }, options: options)
+        exit(0)
+    }
 
     if options.evalOnly {
-        try checkOutputs([plan(options.model, options: options)], comparePlot: nil, options: options)
+        try checkOutputs([plan(options.model, options: options)], options: options)
+        let sweepFolder = URL(fileURLWithPath: options.checkpointDirectory
+                                  ?? URL(fileURLWithPath: options.weights!).deletingLastPathComponent().path)
+        if options.rotationSweep != nil { try checkSweepOutputs(in: sweepFolder) }
         let (model, name) = try loadModelForEvaluation(path: options.weights!, model: options.model,
                                                        preset: options.preset)
-        let data = try DataCatalog(directory: dataDirectory).load(options.dataset) { print($0) }
+        let data = try LoadedData(options)
         try exportForEvaluation(model, test: data.test, to: exportURL(options.export, for: "", several: false))
         let trainer = Trainer(model: model, modelName: name, configuration: options.configuration,
                               train: data.train, test: data.test, progress: .silent)
@@ -201,46 +218,42 @@ do {
         let (loss, accuracy) = try trainer.evaluate(trainer.testLoader!)
         print(String(format: "%@ on %@ test set (%d images): loss %.4f, accuracy %.2f%% (%.1f s)", name,
                      options.dataset.rawValue, data.test.count, loss, 100 * accuracy, Date().timeIntervalSince(start)))
+        if let step = options.rotationSweep {
+            _ = try rotationSweep(model, name: name, step: step, data: data, options: options, into: sweepFolder)
+        }
         exit(0)
     }
 
-    let models = options.comparedModels ?? [options.model]
+    let models = options.models
     if options.compare && (options.metrics != nil || options.plot != nil) {
         throw UsageError("--metrics and --plot name one file; with --compare or --models each model writes its own "
                          + "into its run directory")
     }
-    let plans = models.map { plan($0, options: options) }
-    let comparePlot = models.count > 1
-        ? URL(fileURLWithPath: options.checkpointDirectory ?? "runs")
-            .appendingPathComponent("compare-\(options.dataset.rawValue)-\(options.preset.rawValue).svg")
-        : nil
-    try checkOutputs(plans, comparePlot: comparePlot, options: options)
+    let sizes: [Int?] = options.trainSizes ?? [options.trainSize]
+    let sweeps = sizes.map { Sweep(options: options, models: models, trainSize: $0) }
+    try checkOutputs(sweeps.flatMap(\.plans), figures: sweeps.flatMap(\.figures) + efficiencyFigure(options),
+                     options: options)
     Interrupt.install(message: interruptedText(checkpoint: nil, epochs: 0))
 
     let defaults = options.preset == .original && options.configuration == .original
-    if defaults {
+    if defaults && options.seeds == nil && options.trainSizes == nil && options.trainSize == nil {
         print("Running the original experiment: \(models.map(\.rawValue).joined(separator: " and ")) on "
               + "\(options.dataset.rawValue) with the original protocol (AdamW lr 5e-5, weight decay 1e-5, batch 64, "
               + "no shuffling, 51 epochs).")
     }
-    let data = try DataCatalog(directory: dataDirectory).load(options.dataset) { print($0) }
-    var results: [RunResult] = []
-    for p in plans {
-        results.append(try train(p, options: options, data: data))
+    let data = try LoadedData(options)
+    var points: [DataEfficiency.Point] = []
+    for sweep in sweeps {
+        points += try sweep.run(data: data)
     }
-    if let comparePlot {
-        print("\nmodel    parameters  epochs  test accuracy  train time")
-        for r in results {
-            // (String(format:) ignores the width of %@, so the name is padded here.)
-            print(r.name.padding(toLength: 8, withPad: " ", startingAt: 0)
-                  + String(format: " %10d  %6d  %12.2f%%  %@", r.parameters, r.history.count,
-                         100 * (r.history.last?.testAccuracy ?? 0),
-                         ProgressReporter.duration(r.trainingSeconds)))
-        }
-        try CurvePlot.write(results.map { .init(name: $0.name, history: $0.history) },
-                            title: "\(models.map { $0.rawValue.uppercased() }.joined(separator: " vs ")) on "
-                                + "\(options.dataset.rawValue), \(options.preset.rawValue) recipe", to: comparePlot)
-        print("curves: \(comparePlot.path)")
+    if let (label, url) = efficiencyFigure(options).first {
+        let efficiency = DataEfficiency(points: points)
+        print("\ndata efficiency: test accuracy against the number of training images")
+        print(efficiency.table)
+        try SVGChart.write(efficiency.svg(title: "\(models.map { $0.rawValue.uppercased() }.joined(separator: " vs ")) "
+                                          + "on \(options.dataset.rawValue), \(options.preset.rawValue) recipe: "
+                                          + "data efficiency"), to: url)
+        print("\(label): \(url.path)")
     }
 } catch let error as UsageError {
     fail("\(error)\nRun with --help for the options.", status: 2)

@@ -41,11 +41,13 @@ public struct RunDirectory: Sendable {
     public var curves: URL { url.appendingPathComponent("curves.svg") }
     /// The final weights of `model`.
     public func weights(model: String) -> URL { url.appendingPathComponent("\(model).safetensors") }
+    /// The record of a finished run of a repeated-seed sweep (`SeedRun`).
+    public var result: URL { url.appendingPathComponent(SeedRun.fileName) }
     /// The lock file.
     public var lockFile: URL { url.appendingPathComponent(".lock") }
 
     /// The files a run of `model` writes here.
-    public func runFiles(model: String) -> [URL] { [checkpoint, metrics, curves, weights(model: model)] }
+    public func runFiles(model: String) -> [URL] { [checkpoint, metrics, curves, weights(model: model), result] }
 
     /// The files of an earlier run of `model` present here (the folder may hold other files: they are not a run's).
     public func existingRunFiles(model: String) -> [URL] {
