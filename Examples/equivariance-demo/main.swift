@@ -35,9 +35,6 @@ struct DemoOptions {
     var c8cnnWeights: String?
     var c16cnnWeights: String?
     var d8cnnWeights: String?
-    /// `--rotation-sweep MODEL=FILE`: only the accuracy of the trained model under rotations of the test set.
-    var rotationSweep: (model: ModelName, weights: String)?
-    var sweepDataset = DatasetName.rotDigits
 
     /// The options of `arguments` (exits with status 2 naming the flag on a bad one, with 0 after `--help`).
     static func parse(_ arguments: [String]) -> DemoOptions {
@@ -61,18 +58,6 @@ struct DemoOptions {
         let c8cnn = parser.option("--c8cnn-weights", value: "FILE", help: "trained C8CNN parameters for the per-element report")
         let c16cnn = parser.option("--c16cnn-weights", value: "FILE", help: "trained C16CNN parameters for the per-element report")
         let d8cnn = parser.option("--d8cnn-weights", value: "FILE", help: "trained D8CNN parameters for the per-element report")
-        let sweep = parser.option("--rotation-sweep", value: "MODEL=FILE", help: """
-            only evaluate the trained MODEL (e.g. c8cnn=runs/c8cnn-rot-digits-strong/c8cnn.safetensors)
-            on the test set rotated by 0, 22.5, 45, 67.5 and 90 degrees, and print the accuracies
-            """) { text -> (model: ModelName, weights: String) in
-            let parts = text.split(separator: "=", maxSplits: 1).map(String.init)
-            guard parts.count == 2, !parts[1].isEmpty else {
-                throw ValueError("'\(text)' is not MODEL=FILE with MODEL one of \(ModelName.known)")
-            }
-            return (try ModelName(parsing: parts[0]), parts[1])
-        }
-        let sweepDataset = parser.option("--dataset", value: "NAME", help: "the data set of --rotation-sweep (default rot-digits)",
-                                         Convert.choice(DatasetName.self, noun: "data set"))
         let a = parser.parseOrExit(arguments)
         var options = DemoOptions()
         options.output = a[output] ?? options.output
@@ -85,8 +70,6 @@ struct DemoOptions {
         options.c8cnnWeights = a[c8cnn]
         options.c16cnnWeights = a[c16cnn]
         options.d8cnnWeights = a[d8cnn]
-        options.rotationSweep = a[sweep]
-        options.sweepDataset = a[sweepDataset] ?? options.sweepDataset
         return options
     }
 }
@@ -450,10 +433,6 @@ func makeModel(_ name: ModelName, weights: String?) throws -> (model: Module, la
 }
 
 do {
-    if let sweep = options.rotationSweep {
-        try rotationSweep(model: sweep.model, weights: sweep.weights, dataset: options.sweepDataset)
-        exit(0)
-    }
     let (x, description) = try inputImage(options)
     print("Input: \(description), \(x.shape[2])x\(x.shape[3]).")
     print("Figures go to \(outputDirectory.path)/.\n")
