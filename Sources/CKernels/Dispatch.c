@@ -4,6 +4,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+// Eight floats as one vector (clang's vector extension), loaded and stored unaligned through memcpy.
+typedef float CKV8 __attribute__((vector_size(32)));
+#define CK_LOAD(p) ({ CKV8 ck_v_; __builtin_memcpy(&ck_v_, (p), sizeof(CKV8)); ck_v_; })
+#define CK_STORE(p, v) do { CKV8 ck_v_ = (v); __builtin_memcpy((p), &ck_v_, sizeof(CKV8)); } while (0)
+
 #define CK_NAME(name) ck_##name##_baseline
 #define CK_TARGET
 #include "Variants.inc"
