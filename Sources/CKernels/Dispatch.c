@@ -46,12 +46,15 @@ typedef struct {
     void (*winograd_output_tiles3)(const float *, float *, const CKWinogradTiles *);
     void (*winograd_input_tiles3_adjoint)(const float *, float *, const CKWinogradTiles *);
     void (*winograd_output_tiles3_adjoint)(const float *, float *, const CKWinogradTiles *);
+    ptrdiff_t (*interleave8)(const float *, ptrdiff_t, ptrdiff_t, float *, float *);
+    ptrdiff_t (*deinterleave8)(const float *, ptrdiff_t, float *, ptrdiff_t, const float *);
 } CKTable;
 
 #define CK_TABLE(suffix) {                                                                                        \
     ck_binary_##suffix, ck_accumulate_##suffix, ck_relu_##suffix, ck_relu_backward_##suffix, ck_scale_##suffix, \
     ck_shift_copy_##suffix, ck_sum8_##suffix, ck_winograd_input_tiles3_##suffix, ck_winograd_output_tiles3_##suffix, \
-    ck_winograd_input_tiles3_adjoint_##suffix, ck_winograd_output_tiles3_adjoint_##suffix }
+    ck_winograd_input_tiles3_adjoint_##suffix, ck_winograd_output_tiles3_adjoint_##suffix, ck_interleave8_##suffix, \
+    ck_deinterleave8_##suffix }
 
 static const CKTable tables[] = {
     CK_TABLE(baseline),
@@ -130,4 +133,10 @@ void ck_winograd_input_tiles3_adjoint(const float *dv, float *scratch, const CKW
 }
 void ck_winograd_output_tiles3_adjoint(const float *scratch, float *dm, const CKWinogradTiles *tiles) {
     table()->winograd_output_tiles3_adjoint(scratch, dm, tiles);
+}
+ptrdiff_t ck_interleave8(const float *src, ptrdiff_t planeStride, ptrdiff_t count, float *dst, float *sum) {
+    return table()->interleave8(src, planeStride, count, dst, sum);
+}
+ptrdiff_t ck_deinterleave8(const float *src, ptrdiff_t count, float *dst, ptrdiff_t planeStride, const float *shift) {
+    return table()->deinterleave8(src, count, dst, planeStride, shift);
 }

@@ -1,3 +1,5 @@
+import CKernels
+
 // Winograd convolution: the one-dimensional transforms of F(3x3, 3x3) and F(5x5, 3x3), their adjoints, and the
 // plumbing that moves 8-lane vectors in and out of tiles (overview: WinogradGeometry.swift).
 
@@ -43,7 +45,15 @@ extension TensorScalar {
                            sum: UnsafeMutablePointer<Lanes>? = nil) {
         var x = 0
         var total = Lanes()
-        if lanes == 8 {
+        if lanes == 8 && Self.self == Float.self {
+            // Float: the CPU-dispatched C loop over the whole blocks (CKernels), the same sums in the same order.
+            withUnsafeMutablePointer(to: &total) { totalPointer in
+                x = ck_interleave8(UnsafeRawPointer(src).assumingMemoryBound(to: Float.self), planeStride, count,
+                                   UnsafeMutableRawPointer(dst).assumingMemoryBound(to: Float.self),
+                                   sum == nil ? nil : UnsafeMutableRawPointer(totalPointer)
+                                       .assumingMemoryBound(to: Float.self))
+            }
+        } else if lanes == 8 {
             while x + 8 <= count {
                 for l in 0..<8 { t[l] = load8(src + l * planeStride + x) }
                 transpose8(t)
@@ -67,7 +77,16 @@ extension TensorScalar {
     static func deinterleave(_ src: UnsafePointer<Self>, count: Int, _ dst: UnsafeMutablePointer<Self>,
                              planeStride: Int, lanes: Int, shift: Lanes?, _ t: UnsafeMutablePointer<Lanes>) {
         var x = 0
-        if lanes == 8 {
+        if lanes == 8 && Self.self == Float.self {
+            // Float: the CPU-dispatched C loop over the whole blocks (CKernels).
+            var shiftLanes = shift ?? Lanes()
+            withUnsafeMutablePointer(to: &shiftLanes) { shiftPointer in
+                x = ck_deinterleave8(UnsafeRawPointer(src).assumingMemoryBound(to: Float.self), count,
+                                     UnsafeMutableRawPointer(dst).assumingMemoryBound(to: Float.self), planeStride,
+                                     shift == nil ? nil : UnsafeRawPointer(shiftPointer)
+                                         .assumingMemoryBound(to: Float.self))
+            }
+        } else if lanes == 8 {
             while x + 8 <= count {
                 for i in 0..<8 { t[i] = load8(src + (x + i) * 8) }
                 transpose8(t)

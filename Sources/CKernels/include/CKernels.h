@@ -73,6 +73,14 @@ void ck_winograd_input_tiles3_adjoint(const float *dv, float *scratch, const CKW
 /// The adjoint of `ck_winograd_output_tiles3`: dM[xi][tile][lanes] = A dY A^T from the output-gradient scratch.
 void ck_winograd_output_tiles3_adjoint(const float *scratch, float *dm, const CKWinogradTiles *tiles);
 
+/// dst[x * 8 + l] = src[l * planeStride + x] for the whole blocks of 8 x in 0..<count; returns the x it stopped at.
+/// With `sum` (8 floats), stores there the lane sums of the copied blocks, block by block, each block's eight values
+/// summed pairwise ((0 + 1) + (2 + 3)) + ((4 + 5) + (6 + 7)).
+ptrdiff_t ck_interleave8(const float *src, ptrdiff_t planeStride, ptrdiff_t count, float *dst, float *sum);
+/// The inverse of `ck_interleave8` over the whole blocks of 8 x, adding shift[l] to plane l when given; returns the x
+/// it stopped at.
+ptrdiff_t ck_deinterleave8(const float *src, ptrdiff_t count, float *dst, ptrdiff_t planeStride, const float *shift);
+
 #ifdef __cplusplus
 }
 #endif
