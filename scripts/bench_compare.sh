@@ -8,6 +8,7 @@
 #   scripts/bench_compare.sh                                  # wall time, 1 and 2 threads, 3 rounds
 #   THREADS=1 ROUNDS=5 scripts/bench_compare.sh --cpu-time
 #   PYTHON=/path/to/venv/bin/python3 CORES=1 THREADS=1 scripts/bench_compare.sh --only steps
+#   BENCH=.build/release/bench ROUNDS=2 scripts/bench_compare.sh --only parts   # an existing binary, no build
 #
 # Needs `torch` for $PYTHON (default python3). One run of each is noise on a shared machine: the rounds alternate
 # Swift, PyTorch, Swift, ... so that a busy neighbour hurts both about equally, and the medians drop the outliers.
@@ -30,8 +31,11 @@ PIN=()
 if command -v taskset >/dev/null 2>&1; then PIN=(taskset -c); else
     echo "bench_compare: taskset not found; the runs are not pinned" >&2
 fi
-swift build -c release --product bench >/dev/null
-BENCH="$(swift build -c release --show-bin-path)/bench"
+# BENCH names a bench binary already built; by default the release one is built here.
+if [ -z "${BENCH:-}" ]; then
+    swift build -c release --product bench >/dev/null
+    BENCH="$(swift build -c release --show-bin-path)/bench"
+fi
 
 OUT="$(mktemp -d)"
 trap 'rm -rf "$OUT"' EXIT
