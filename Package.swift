@@ -16,7 +16,9 @@ let package = Package(
         .systemLibrary(name: "CZlib", path: "Sources/CZlib", providers: [.apt(["zlib1g-dev"])]),
 
         // Libraries: dependencies point one way, Autograd <- NN <- Models; Train uses Autograd and NN.
-        .target(name: "Autograd", dependencies: ["CBLAS"]),
+        // Float kernels in C with AVX2+FMA and AVX-512 variants chosen at run time (no unsafe flags).
+        .target(name: "CKernels"),
+        .target(name: "Autograd", dependencies: ["CBLAS", "CKernels"]),
         .target(name: "NN", dependencies: ["Autograd"]),
         .target(name: "Models", dependencies: ["NN"]),
         .target(name: "Train", dependencies: ["Autograd", "NN", "CZlib"]),

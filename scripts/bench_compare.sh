@@ -1,55 +1,89 @@
 #!/usr/bin/env bash
-# Runs the Swift benchmark and its PyTorch twin side by side, at 1 and at 2 threads (or the thread counts given in
-# THREADS), and prints each measurement of both with the ratio. Extra arguments go to both benchmarks, for example
-# `--repeats 11` or `--only steps,memory`.
+# Runs the Swift benchmark and its PyTorch twin side by side, alternating them over ROUNDS rounds (default 3) at each
+# thread count in THREADS (default "1 2"), each run pinned with `taskset` to the same cores (CORES, default the
+# first N cores for N threads), and prints for every measurement the median of each over the rounds and the median
+# of the per-round ratios. Extra arguments go to both benchmarks, for example `--repeats 11`, `--only steps,memory`
+# or `--cpu-time` (process CPU time: the choice on a busy machine, meaningful at one thread only).
 #
-#   scripts/bench_compare.sh                    # wall time, 1 and 2 threads
-#   THREADS="1" scripts/bench_compare.sh --cpu-time
+#   scripts/bench_compare.sh                                  # wall time, 1 and 2 threads, 3 rounds
+#   THREADS=1 ROUNDS=5 scripts/bench_compare.sh --cpu-time
+#   PYTHON=/path/to/venv/bin/python3 CORES=1 THREADS=1 scripts/bench_compare.sh --only steps
+#   BENCH=.build/release/bench ROUNDS=2 scripts/bench_compare.sh --only parts   # an existing binary, no build
 #
-# Needs `torch` for python3 (`python3 -m pip install torch`). The machine should be otherwise idle: the two runs
-# of each thread count follow each other, so that a busy neighbour hurts both about equally.
+# Needs `torch` for $PYTHON (default python3). One run of each is noise on a shared machine: the rounds alternate
+# Swift, PyTorch, Swift, ... so that a busy neighbour hurts both about equally, and the medians drop the outliers.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 THREADS="${THREADS:-1 2}"
+ROUNDS="${ROUNDS:-3}"
+PYTHON="${PYTHON:-python3}"
 
-if ! python3 -c 'import torch' >/dev/null 2>&1; then
-    echo "bench_compare: python3 cannot import torch; install it with: python3 -m pip install torch" >&2
+if ! [[ "$ROUNDS" =~ ^[1-9][0-9]*$ ]]; then
+    echo "bench_compare: ROUNDS must be a positive integer, not '$ROUNDS'" >&2
+    exit 2
+fi
+if ! "$PYTHON" -c 'import torch' >/dev/null 2>&1; then
+    echo "bench_compare: $PYTHON cannot import torch; install it with: $PYTHON -m pip install torch" >&2
     exit 1
 fi
-swift build -c release --product bench >/dev/null
-BENCH="$(swift build -c release --show-bin-path)/bench"
+PIN=()
+if command -v taskset >/dev/null 2>&1; then PIN=(taskset -c); else
+    echo "bench_compare: taskset not found; the runs are not pinned" >&2
+fi
+# BENCH names a bench binary already built; by default the release one is built here.
+if [ -z "${BENCH:-}" ]; then
+    swift build -c release --product bench >/dev/null
+    BENCH="$(swift build -c release --show-bin-path)/bench"
+fi
 
 OUT="$(mktemp -d)"
 trap 'rm -rf "$OUT"' EXIT
+echo "load before: $(uptime)" >&2
 for n in $THREADS; do
-    echo "running with $n thread(s)..." >&2
-    "$BENCH" --threads "$n" --json "$@" > "$OUT/swift-$n.json"
-    python3 scripts/bench_pytorch.py --threads "$n" --json "$@" > "$OUT/torch-$n.json"
+    cores="${CORES:-0-$((n - 1))}"
+    for round in $(seq 1 "$ROUNDS"); do
+        echo "threads $n, round $round of $ROUNDS (cores $cores)..." >&2
+        if [ ${#PIN[@]} -gt 0 ]; then
+            "${PIN[@]}" "$cores" "$BENCH" --threads "$n" --json "$@" > "$OUT/swift-$n-$round.json"
+            "${PIN[@]}" "$cores" "$PYTHON" scripts/bench_pytorch.py --threads "$n" --json "$@" \
+                > "$OUT/torch-$n-$round.json"
+        else
+            "$BENCH" --threads "$n" --json "$@" > "$OUT/swift-$n-$round.json"
+            "$PYTHON" scripts/bench_pytorch.py --threads "$n" --json "$@" > "$OUT/torch-$n-$round.json"
+        fi
+    done
 done
+echo "load after: $(uptime)" >&2
 
-python3 - "$OUT" $THREADS <<'PY'
-import json, os, sys
-out, threads = sys.argv[1], sys.argv[2:]
+"$PYTHON" - "$OUT" "$ROUNDS" $THREADS <<'PY'
+import json, os, statistics, sys
+out, rounds, threads = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
+def load(kind, n, r):
+    return json.load(open(os.path.join(out, f"{kind}-{n}-{r}.json")))
+def lower_is_better(key):
+    return key.endswith(".ms") or key.endswith("_mb")
+medians = {}
 for n in threads:
-    ours = json.load(open(os.path.join(out, f"swift-{n}.json")))
-    theirs = json.load(open(os.path.join(out, f"torch-{n}.json")))
-    print(f"\n{n} thread(s)   ours: {ours['blas']}\n              PyTorch: {theirs['blas']}")
-    print(f"{'measurement':<44}{'Swift':>11}{'PyTorch':>11}  Swift ahead by")
-    for key, value in ours.items():
-        if not isinstance(value, (int, float)) or key == "threads" or key not in theirs:
+    ours = [load("swift", n, r) for r in range(1, rounds + 1)]
+    theirs = [load("torch", n, r) for r in range(1, rounds + 1)]
+    print(f"\n{n} thread(s), {rounds} alternating round(s); medians over the rounds")
+    print(f"  ours: {ours[0]['blas']}" + (f"; kernels: {ours[0]['kernels']}" if "kernels" in ours[0] else ""))
+    print(f"  PyTorch: {theirs[0]['blas']}")
+    print(f"{'measurement':<44}{'Swift':>11}{'PyTorch':>11}  Swift ahead by (median of round ratios, range)")
+    for key, value in ours[0].items():
+        if not isinstance(value, (int, float)) or key == "threads" or key not in theirs[0]:
             continue
-        other = theirs[key]
+        a = [o[key] for o in ours if key in o]
+        b = [t[key] for t in theirs if key in t]
         # Above 1 when Swift is ahead: less time or memory, or more GFLOP/s.
-        if key.endswith(".ms") or key.endswith("_mb"):
-            ratio = f"{other / value:5.2f}x" if value > 0 else "-"
-        else:
-            ratio = f"{value / other:5.2f}x" if other > 0 else "-"
-        print(f"{key:<44}{value:>11.2f}{other:>11.2f}  {ratio}")
-for key in ["c4cnn.train_step.ms"]:
-    if len(threads) >= 2:
-        one = json.load(open(os.path.join(out, f"swift-{threads[0]}.json"))).get(key)
-        more = json.load(open(os.path.join(out, f"swift-{threads[-1]}.json"))).get(key)
-        if one and more:
-            print(f"\nSwift {key}: {threads[-1]} threads are {one / more:.2f}x faster than {threads[0]}")
+        ratios = [(y / x if lower_is_better(key) else x / y) for x, y in zip(a, b) if x > 0 and y > 0]
+        medians[(n, key)] = statistics.median(a)
+        ratio = (f"{statistics.median(ratios):5.2f}x  ({min(ratios):.2f}-{max(ratios):.2f})"
+                 if ratios else "-")
+        print(f"{key:<44}{statistics.median(a):>11.2f}{statistics.median(b):>11.2f}  {ratio}")
+key = "c4cnn.train_step.ms"
+if len(threads) >= 2 and (threads[0], key) in medians and (threads[-1], key) in medians:
+    one, more = medians[(threads[0], key)], medians[(threads[-1], key)]
+    print(f"\nSwift {key}: {threads[-1]} threads are {one / more:.2f}x faster than {threads[0]} (medians)")
 PY

@@ -264,6 +264,51 @@ def bench_filters(r, repeats):
     r["filters.expand.ms"] = median(repeats, build) * 1e3
 
 
+STEP_MAPS = [(64, 64, 33, 33), (64, 128, 17, 17), (64, 256, 9, 9), (64, 512, 5, 5)]
+
+
+def bench_parts(r, repeats):
+    """The parts of a C4CNN step outside the convolutions, as bench's `parts` section times them."""
+    maps = [torch.randn(*shape) for shape in STEP_MAPS]
+    seeds = [torch.randn(*shape) for shape in STEP_MAPS]
+
+    def relu_forward():
+        with torch.no_grad():
+            for x in maps:
+                F.relu(x)
+
+    r["parts.relu.forward.ms"] = median(repeats, relu_forward) * 1e3
+
+    # One backward per map, as bench times them: the sum of their medians.
+    r["parts.relu.backward.ms"] = sum(
+        median(repeats, lambda y, g=g: y.backward(g), prepare=lambda x=x: F.relu(x.detach().requires_grad_()))
+        for x, g in zip(maps, seeds)) * 1e3
+
+    def add():
+        with torch.no_grad():
+            maps[0] + seeds[0]
+
+    r["parts.add.ms"] = median(repeats, add) * 1e3
+
+    head = nn.Sequential(nn.Linear(3200, 256), nn.ReLU(), nn.Linear(256, 32), nn.ReLU(), nn.Linear(32, 10))
+    head.train()
+    features = torch.randn(64, 3200)
+    labels = torch.arange(64) % 10
+
+    def head_step():
+        loss = F.cross_entropy(head(features), labels)
+        head.zero_grad()
+        loss.backward()
+
+    r["parts.head.step.ms"] = median(repeats, head_step) * 1e3
+
+    model = C4CNN()
+    model.train()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=5e-5, weight_decay=1e-5)
+    F.cross_entropy(model(torch.randn(64, 1, 33, 33)), labels).backward()
+    r["parts.adamw.step.ms"] = median(repeats, optimizer.step) * 1e3
+
+
 def check_reference(directory):
     """Loads the reference parameters into this C4CNN and compares its logits with the stored ones."""
     path = os.path.join(directory, "model_c4cnn.safetensors")
@@ -309,7 +354,7 @@ def main():
     parser.add_argument("--threads", type=int, default=os.cpu_count())
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--repeats", type=int, default=7)
-    parser.add_argument("--only", default="", help="comma-separated: memory, sgemm, conv, pool, filters, steps")
+    parser.add_argument("--only", default="", help="comma-separated: memory, sgemm, conv, pool, filters, parts, steps")
     parser.add_argument("--check", metavar="DIR", help="verify the C4CNN against DIR/model_c4cnn.safetensors")
     parser.add_argument("--cpu-time", action="store_true",
                         help="time by process CPU time instead of wall time (single-threaded runs on a busy machine)")
@@ -339,6 +384,8 @@ def main():
         bench_pooling(r, args.repeats)
     if wanted("filters"):
         bench_filters(r, args.repeats)
+    if wanted("parts"):
+        bench_parts(r, args.repeats)
 
     if args.json:
         out = {"framework": "pytorch", "threads": args.threads, "blas": f"torch {torch.__version__}"}

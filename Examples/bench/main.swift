@@ -20,7 +20,7 @@ struct BenchOptions {
     var cpuClock = false
 
     /// The sections `--only` may name.
-    static let sections = ["memory", "sgemm", "conv", "pool", "filters", "steps", "steerable"]
+    static let sections = ["memory", "sgemm", "conv", "pool", "filters", "parts", "steps", "steerable"]
 
     /// The options of `arguments` (exits with status 2 naming the flag on a bad one, with 0 after `--help`).
     static func parse(_ arguments: [String]) -> BenchOptions {
@@ -190,6 +190,45 @@ func benchFilters(_ r: inout Results, repeats: Int) {
     r.set("filters.expand.ms", seconds * 1e3)
 }
 
+/// The C4CNN's group convolution outputs at batch 64 (N, C x 4 rotations, H, W): where relu and the adds run.
+let stepMaps: [[Int]] = [[64, 64, 33, 33], [64, 128, 17, 17], [64, 256, 9, 9], [64, 512, 5, 5]]
+
+/// The parts of a C4CNN step outside the convolutions, each timed alone at the step's shapes (pooling and the
+/// filter expansion have their own sections): relu forward and backward over the four encoder maps, an add of two
+/// maps of the largest size, the head (3200 -> 256 -> 32 -> 10, forward, loss and backward) and one AdamW update of
+/// the C4CNN's parameters.
+func benchParts(_ r: inout Results, repeats: Int) {
+    let maps = stepMaps.enumerated().map { random($0.element, seed: UInt64(80 + $0.offset)) }
+    let seeds = stepMaps.enumerated().map { random($0.element, seed: UInt64(90 + $0.offset)) }
+    r.set("parts.relu.forward.ms", 1e3 * median(runs: repeats) {
+        withoutGradients { for x in maps { _ = x.relu() } }
+    })
+    // One backward per map (a backward consumes the tape): the sum of their medians.
+    r.set("parts.relu.backward.ms", 1e3 * zip(maps, seeds).map { x, g in
+        median(runs: repeats, prepare: { x.requiringGradient().relu() }) { $0.backward(seed: g) }
+    }.reduce(0, +))
+    r.set("parts.add.ms", 1e3 * median(runs: repeats) { _ = withoutGradients { maps[0] + seeds[0] } })
+
+    var generator = SeededRandom(seed: 95)
+    let head = Sequential([Linear(3200, 256, generator: &generator), ReLU(), Linear(256, 32, generator: &generator),
+                           ReLU(), Linear(32, 10, generator: &generator)])
+    head.train()
+    let features = random([64, 3200], seed: 96)
+    let labels = (0..<64).map { $0 % 10 }
+    r.set("parts.head.step.ms", 1e3 * median(runs: repeats) {
+        let loss = try! head(features).crossEntropy(targets: labels)
+        head.zeroGradients()
+        loss.backward()
+    })
+
+    let model = C4CNN(seed: 0)
+    model.train()
+    let optimizer = AdamW(parameters: model.namedParameters, learningRate: 5e-5, weightDecay: 1e-5)
+    let loss = try! model(random([64, 1, 33, 33], seed: 97)).crossEntropy(targets: labels)
+    loss.backward()
+    r.set("parts.adamw.step.ms", 1e3 * median(runs: repeats) { optimizer.step() })
+}
+
 /// One AdamW training step and one inference batch of `model` at batch 64.
 func benchModel(_ r: inout Results, name: String, model: Module, repeats: Int, memory: Bool) {
     let images = random([64, 1, 33, 33], seed: 70)
@@ -227,6 +266,7 @@ func number(_ value: Double, _ decimals: Int = 2) -> String { String(format: "%.
 
 func printTable(_ r: Results, options: BenchOptions) {
     print("bench: \(options.threads) thread(s); \(BLASLibrary.description)")
+    print("kernels: \(CPUKernels.path) (GROUPCONV_KERNELS=baseline|avx2|avx512 forces a path)")
     print("medians of \(options.repeats) runs after a warm-up, \(options.cpuClock ? "process CPU" : "wall") time; "
           + "batch 64, 33x33 inputs")
     if let peak = r["sgemm.gflops"] { print("sgemm peak (2048 x 2048 x 2048): \(number(peak, 1)) GFLOP/s") }
@@ -262,7 +302,8 @@ func printTable(_ r: Results, options: BenchOptions) {
 
 func printJSON(_ r: Results, options: BenchOptions) {
     var fields = ["\"framework\": \"swift\"", "\"threads\": \(options.threads)",
-                  "\"blas\": \"\(BLASLibrary.description.replacingOccurrences(of: "\"", with: "'"))\""]
+                  "\"blas\": \"\(BLASLibrary.description.replacingOccurrences(of: "\"", with: "'"))\"",
+                  "\"kernels\": \"\(CPUKernels.path)\""]
     fields += r.entries.map { "\"\($0.key)\": \(String(format: "%.6g", $0.value))" }
     print("{" + fields.joined(separator: ", ") + "}")
 }
@@ -286,5 +327,6 @@ steerableShares(&results)
 if wanted("conv") { benchConvolutions(&results, repeats: options.repeats) }
 if wanted("pool") { benchPooling(&results, repeats: options.repeats) }
 if wanted("filters") { benchFilters(&results, repeats: options.repeats) }
+if wanted("parts") { benchParts(&results, repeats: options.repeats) }
 
 if options.json { printJSON(results, options: options) } else { printTable(results, options: options) }

@@ -1,16 +1,19 @@
 // MARK: - 2-D convolution
 //
 // Two algorithms. By default im2col + GEMM, below. With `.fastest`, 3x3 convolutions with stride 1 and no dilation
-// of `Float` tensors take the Winograd kernels (`Kernels/WinogradKernels.swift`): 25 (or 49) GEMMs over transformed
-// tiles, 2.25x to 4x fewer multiplications than a direct product, at the price of rounding differences of a few 1e-6
-// relative; the group convolutions use them. im2col, per chunk of images (`Kernels/ConvolutionKernels.swift`):
+// of `Float` tensors with at least 4 input channels take the Winograd kernels (`Kernels/Winograd*.swift`): F(3x3, 3x3)
+// or, on small maps, F(5x5, 3x3), 25 (or 49) GEMMs over transformed tiles, 3.2x to 4.6x fewer multiplications than a
+// direct product, at the price of rounding differences of a few 1e-6 relative; the group convolutions use them.
 //
-// With K = Cin * kh * kw and L = Hout * Wout, the input is unfolded once for the whole batch into
-// col (K, N * L); the forward is the single GEMM W (Cout, K) x col (K, N * L) -> (Cout, N * L), reordered to
-// (N, Cout, L) together with the bias add. The backward reorders gy to (Cout, N * L) and runs
-//   dW = gy x col^T      (one GEMM, col kept from the forward),
-//   dcol = W^T x gy      (one GEMM), folded back onto the input by col2im (accumulating),
-//   dbias = sum of gy over N and L.
+// im2col (`Kernels/ConvolutionKernels.swift`), with K = Cin * kh * kw and L = Hout * Wout, runs over chunks of
+// images: each chunk unfolds its images into a column buffer col (K, images * L) of about 2^21 elements taken from
+// the `BufferPool` (nothing batch-sized is unfolded or kept between the passes), and the chunks run in parallel:
+//   forward:  y = W (Cout, K) x col; per image for large planes, straight into y, the bias a column of W against a
+//             row of ones in col; per chunk for small planes, reordered to (N, Cout, L) with the bias added in the
+//             same pass;
+//   backward: dW = gy x col^T, the chunk's columns unfolded again from the input, summed over the chunks (per worker,
+//             then added up); dcol = W^T x gy, folded back onto the input by col2im (accumulating);
+//             dbias = sum of gy over N and L.
 
 extension Array where Element: TensorScalar {
     /// An array of `count` elements that `body` must initialise completely (no zero fill first).

@@ -57,16 +57,23 @@ public final class TensorKernels<Scalar: TensorScalar>: @unchecked Sendable {
              = { Scalar.mapKernel($0, $1, $2) },
          reluBackward: @escaping (In, In, Out, Int) -> Void = { Scalar.reluBackwardKernel($0, $1, $2, count: $3) },
          maxPool: @escaping (In, Out, UnsafeMutablePointer<Int32>, PoolingGeometry) -> Void
-             = { Scalar.maxPoolKernel($0, $1, $2, geometry: $3) }) {
+             = { Scalar.maxPoolKernel($0, $1, $2, geometry: $3) },
+         accumulate: @escaping (In, Out, Int) -> Void = { Scalar.accumulateKernel($0, into: $1, count: $2) },
+         zip: @escaping (BinaryOp, In, [Int], In, [Int], Out, [Int]) -> Void
+             = { Scalar.zipKernel($0, $1, $2, $3, $4, $5, shape: $6) },
+         swapLeadingAxes: @escaping (In, Out, Int, Int, Int, In?) -> Void
+             = { Scalar.swapLeadingAxesKernel($0, $1, outer: $2, middle: $3, inner: $4, bias: $5) },
+         channelSums: @escaping (In, Out, Int, Int, Int) -> Void
+             = { Scalar.channelSumsKernel($0, $1, batch: $2, channels: $3, plane: $4) }) {
         self.prefersWinograd = prefersWinograd
         self.gemm = gemm
         self.map = map
         self.reluBackward = reluBackward
         self.maxPool = maxPool
-        accumulate = { Scalar.accumulateKernel($0, into: $1, count: $2) }
+        self.accumulate = accumulate
         gather = { Scalar.gatherKernel($0, $1, $2, count: $3) }
         scatterAdd = { Scalar.scatterAddKernel($0, $1, $2, count: $3) }
-        zip = { Scalar.zipKernel($0, $1, $2, $3, $4, $5, shape: $6) }
+        self.zip = zip
         stridedCopy = {
             Scalar.stridedCopyKernel($0, srcOffset: $1, srcStrides: $2, $3, dstOffset: $4, dstStrides: $5,
                                      shape: $6, accumulate: $7)
@@ -83,14 +90,14 @@ public final class TensorKernels<Scalar: TensorScalar>: @unchecked Sendable {
         convolutionGradWeight = {
             Scalar.convolutionGradWeightKernel($0, input: $1, $2, outChannels: $3, geometry: $4)
         }
-        channelSums = { Scalar.channelSumsKernel($0, $1, batch: $2, channels: $3, plane: $4) }
+        self.channelSums = channelSums
         winogradFilters = { Scalar.winogradFiltersKernel($0, $1, geometry: $2) }
         winogradForward = { Scalar.winogradForwardKernel($0, filters: $1, bias: $2, $3, geometry: $4) }
         winogradBackward = {
             Scalar.winogradBackwardKernel($0, filters: $1, input: $2, gradInput: $3, gradWeight: $4, gradBias: $5,
                                           geometry: $6)
         }
-        swapLeadingAxes = { Scalar.swapLeadingAxesKernel($0, $1, outer: $2, middle: $3, inner: $4, bias: $5) }
+        self.swapLeadingAxes = swapLeadingAxes
         maxPoolBackward = { Scalar.maxPoolBackwardKernel($0, $1, $2, geometry: $3) }
         logSoftmax = { Scalar.logSoftmaxKernel($0, $1, outer: $2, size: $3, inner: $4) }
         logSoftmaxBackward = { Scalar.logSoftmaxBackwardKernel($0, $1, $2, outer: $3, size: $4, inner: $5) }
@@ -113,8 +120,9 @@ extension Double: TensorScalar {
     public static var _kernels: TensorKernels<Double> { doubleKernels }
 }
 
-/// Float: BLAS `sgemm`, Winograd by default for the convolutions it supports, and the lane-mask versions of relu
-/// and max pooling (`Kernels/FloatKernels.swift`).
+/// Float: BLAS `sgemm`, Winograd by default for the convolutions it supports, the lane-mask max pooling
+/// (`Kernels/FloatKernels.swift`), and the CPU-dispatched C kernels for relu, scaling, flat adds and products, gradient
+/// accumulation, the convolution's output pass with its bias, and bias gradients (`Kernels/DispatchedKernels.swift`).
 private let floatKernels = TensorKernels<Float>(
     prefersWinograd: true,
     gemm: { transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc in
@@ -122,9 +130,13 @@ private let floatKernels = TensorKernels<Float>(
         cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
                     Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
     },
-    map: { Float.mapFloat($0, $1, $2) },
-    reluBackward: { Float.reluBackwardFloat($0, $1, $2, count: $3) },
-    maxPool: { Float.maxPoolFloat($0, $1, $2, geometry: $3) })
+    map: { Float.mapDispatched($0, $1, $2) },
+    reluBackward: { Float.reluBackwardDispatched($0, $1, $2, count: $3) },
+    maxPool: { Float.maxPoolFloat($0, $1, $2, geometry: $3) },
+    accumulate: { Float.accumulateDispatched($0, into: $1, count: $2) },
+    zip: { Float.zipDispatched($0, $1, $2, $3, $4, $5, shape: $6) },
+    swapLeadingAxes: { Float.swapLeadingAxesDispatched($0, $1, outer: $2, middle: $3, inner: $4, bias: $5) },
+    channelSums: { Float.channelSumsDispatched($0, $1, batch: $2, channels: $3, plane: $4) })
 
 /// Double (gradient checks): BLAS `dgemm`, the exact im2col path for every convolution, the generic kernels.
 private let doubleKernels = TensorKernels<Double>(

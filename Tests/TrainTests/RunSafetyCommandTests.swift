@@ -136,6 +136,6 @@ final class RunSafetyCommandTests: XCTestCase {
                                     logName: "bench").finish(timeout: 60)
         XCTAssertEqual(result.status, 2, result.errorOutput)
         XCTAssertEqual(firstLine(result), "error: --only: unknown section 'bogus' (valid: memory, sgemm, conv, pool, "
-                       + "filters, steps, steerable)")
+                       + "filters, parts, steps, steerable)")
     }
 }

@@ -1,0 +1,114 @@
+import CKernels
+
+// MARK: - CPU-dispatched Float kernels
+//
+// SwiftPM compiles Swift for the architecture's baseline (SSE2 on x86-64), so Swift's SIMD8 code runs as pairs of
+// 4-lane instructions without FMA. The flat Float loops below call the C target CKernels instead, whose functions
+// carry baseline, AVX2+FMA and AVX-512 variants chosen once at the first call from the CPU's features (or forced
+// with GROUPCONV_KERNELS=baseline|avx2|avx512). Every path gives the same bits (see CKernels.h). Float's kernel table
+// (`TensorScalar.swift`) holds these; Double keeps the generic kernels.
+
+/// Which variant of the CPU-dispatched kernels runs.
+public enum CPUKernels {
+    /// "baseline", "avx2+fma" or "avx512f": the path chosen from the CPU's features and GROUPCONV_KERNELS.
+    public static var path: String { String(cString: ck_path_name()) }
+
+    /// Makes the kernels run the baseline path (`baseline: true`) or the best the CPU supports; returns the path's
+    /// name. For tests that compare the paths.
+    @discardableResult
+    static func select(baseline: Bool) -> String {
+        ck_set_path(baseline ? CKPathBaseline : ck_best_path())
+        return path
+    }
+}
+
+extension Float {
+    /// The flat elementwise loops' split over threads: at least this many elements per thread.
+    private static let flatMinimum = 1 << 15
+
+    static func accumulateDispatched(_ src: UnsafePointer<Float>, into dst: UnsafeMutablePointer<Float>, count: Int) {
+        Parallel.forRanges(count, minimumPerThread: flatMinimum) { range in
+            ck_accumulate(src + range.lowerBound, dst + range.lowerBound, range.count)
+        }
+    }
+
+    static func reluDispatched(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, count: Int) {
+        Parallel.forRanges(count, minimumPerThread: flatMinimum) { range in
+            ck_relu(x + range.lowerBound, y + range.lowerBound, range.count)
+        }
+    }
+
+    static func reluBackwardDispatched(_ g: UnsafePointer<Float>, _ y: UnsafePointer<Float>,
+                                       _ dx: UnsafeMutablePointer<Float>, count: Int) {
+        Parallel.forRanges(count, minimumPerThread: flatMinimum) { range in
+            ck_relu_backward(g + range.lowerBound, y + range.lowerBound, dx + range.lowerBound, range.count)
+        }
+    }
+
+    /// relu and scaling through the dispatched kernels; the other unary ops as Float's lane-mask or generic ones.
+    static func mapDispatched(_ op: UnaryOp<Float>, _ x: UnsafeBufferPointer<Float>,
+                              _ out: UnsafeMutableBufferPointer<Float>) {
+        guard x.count > 0, let xp = x.baseAddress, let o = out.baseAddress else { return }
+        switch op {
+        case .relu: reluDispatched(xp, o, count: x.count)
+        case .scale(let s):
+            Parallel.forRanges(x.count, minimumPerThread: flatMinimum) { range in
+                ck_scale(xp + range.lowerBound, s, o + range.lowerBound, range.count)
+            }
+        default: mapFloat(op, x, out)
+        }
+    }
+
+    /// `zip` with the flat loop of two contiguous operands dispatched; broadcasting and `maximumShare` generic.
+    static func zipDispatched(_ op: BinaryOp, _ a: UnsafePointer<Float>, _ aStrides: [Int], _ b: UnsafePointer<Float>,
+                              _ bStrides: [Int], _ out: UnsafeMutablePointer<Float>, shape: [Int]) {
+        let code: CKBinaryOp
+        switch op {
+        case .add: code = CKBinaryAdd
+        case .sub: code = CKBinarySub
+        case .mul: code = CKBinaryMul
+        case .div: code = CKBinaryDiv
+        case .maximum: code = CKBinaryMax
+        case .minimum: code = CKBinaryMin
+        case .maximumShare:
+            zipKernel(op, a, aStrides, b, bStrides, out, shape: shape)
+            return
+        }
+        let contiguous = ShapeMath.strides(shape)
+        guard aStrides == contiguous && bStrides == contiguous else {
+            zipKernel(op, a, aStrides, b, bStrides, out, shape: shape)
+            return
+        }
+        let count = shape.reduce(1, *)
+        Parallel.forRanges(count, minimumPerThread: flatMinimum) { range in
+            ck_binary(code, a + range.lowerBound, b + range.lowerBound, out + range.lowerBound, range.count)
+        }
+    }
+
+    /// (outer, middle, inner) -> (middle, outer, inner), adding bias[outer index] when given (the convolution's
+    /// output pass).
+    static func swapLeadingAxesDispatched(_ src: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<Float>,
+                                          outer: Int, middle: Int, inner: Int, bias: UnsafePointer<Float>?) {
+        let rows = outer * middle
+        guard rows > 0, inner > 0 else { return }
+        Parallel.forRanges(rows, minimumPerThread: Swift.max(1, flatMinimum / inner)) { range in
+            for r in range {
+                let a = r / middle, b = r % middle
+                ck_shift_copy(src + r * inner, bias?[a] ?? 0, dst + (b * outer + a) * inner, inner)
+            }
+        }
+    }
+
+    /// sums[c] = the sum over images and the plane of x (batch, channels, plane), each plane in eight lanes.
+    static func channelSumsDispatched(_ x: UnsafePointer<Float>, _ sums: UnsafeMutablePointer<Float>, batch: Int,
+                                      channels: Int, plane: Int) {
+        Parallel.forRanges(channels, minimumPerThread: Swift.max(1, flatMinimum / Swift.max(1, batch * plane))) {
+            range in
+            for c in range {
+                var total: Float = 0
+                for n in 0..<batch { total += ck_sum8(x + (n * channels + c) * plane, plane) }
+                sums[c] = total
+            }
+        }
+    }
+}

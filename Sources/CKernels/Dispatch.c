@@ -1,0 +1,142 @@
+// Run-time choice among the kernel variants of Variants.inc (see CKernels.h).
+#include "CKernels.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+// Eight floats as one vector (clang's vector extension), loaded and stored unaligned through memcpy.
+typedef float CKV8 __attribute__((vector_size(32)));
+#define CK_LOAD(p) ({ CKV8 ck_v_; __builtin_memcpy(&ck_v_, (p), sizeof(CKV8)); ck_v_; })
+#define CK_STORE(p, v) do { CKV8 ck_v_ = (v); __builtin_memcpy((p), &ck_v_, sizeof(CKV8)); } while (0)
+
+#define CK_NAME(name) ck_##name##_baseline
+#define CK_TARGET
+#include "Variants.inc"
+#include "WinogradVariants.inc"
+#undef CK_NAME
+#undef CK_TARGET
+
+#if defined(__x86_64__) || defined(_M_X64)
+#define CK_X86 1
+#define CK_NAME(name) ck_##name##_avx2
+#define CK_TARGET __attribute__((target("avx2,fma")))
+#include "Variants.inc"
+#include "WinogradVariants.inc"
+#undef CK_NAME
+#undef CK_TARGET
+#define CK_NAME(name) ck_##name##_avx512
+#define CK_TARGET __attribute__((target("avx512f,avx512vl,avx2,fma")))
+#include "Variants.inc"
+#include "WinogradVariants.inc"
+#undef CK_NAME
+#undef CK_TARGET
+#endif
+
+// MARK: - The table
+
+typedef struct {
+    void (*binary)(CKBinaryOp, const float *, const float *, float *, ptrdiff_t);
+    void (*accumulate)(const float *, float *, ptrdiff_t);
+    void (*relu)(const float *, float *, ptrdiff_t);
+    void (*relu_backward)(const float *, const float *, float *, ptrdiff_t);
+    void (*scale)(const float *, float, float *, ptrdiff_t);
+    void (*shift_copy)(const float *, float, float *, ptrdiff_t);
+    float (*sum8)(const float *, ptrdiff_t);
+    void (*winograd_input_tiles3)(const float *, float *, const CKWinogradTiles *);
+    void (*winograd_output_tiles3)(const float *, float *, const CKWinogradTiles *);
+    void (*winograd_input_tiles3_adjoint)(const float *, float *, const CKWinogradTiles *);
+    void (*winograd_output_tiles3_adjoint)(const float *, float *, const CKWinogradTiles *);
+    ptrdiff_t (*interleave8)(const float *, ptrdiff_t, ptrdiff_t, float *, float *);
+    ptrdiff_t (*deinterleave8)(const float *, ptrdiff_t, float *, ptrdiff_t, const float *);
+} CKTable;
+
+#define CK_TABLE(suffix) {                                                                                        \
+    ck_binary_##suffix, ck_accumulate_##suffix, ck_relu_##suffix, ck_relu_backward_##suffix, ck_scale_##suffix, \
+    ck_shift_copy_##suffix, ck_sum8_##suffix, ck_winograd_input_tiles3_##suffix, ck_winograd_output_tiles3_##suffix, \
+    ck_winograd_input_tiles3_adjoint_##suffix, ck_winograd_output_tiles3_adjoint_##suffix, ck_interleave8_##suffix, \
+    ck_deinterleave8_##suffix }
+
+static const CKTable tables[] = {
+    CK_TABLE(baseline),
+#ifdef CK_X86
+    CK_TABLE(avx2),
+    CK_TABLE(avx512),
+#endif
+};
+
+static const char *const names[] = {"baseline", "avx2+fma", "avx512f"};
+
+// The table in use: chosen at the first call (a race between threads there only stores the same choice twice).
+static const CKTable *_Atomic current = NULL;
+static _Atomic int currentPath = -1;
+
+CKPath ck_best_path(void) {
+#ifdef CK_X86
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl")) return CKPathAVX512;
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return CKPathAVX2;
+#endif
+    return CKPathBaseline;
+}
+
+CKPath ck_set_path(CKPath path) {
+    CKPath best = ck_best_path();
+    if ((int)path > (int)best) path = best;
+    if ((int)path < 0) path = CKPathBaseline;
+    currentPath = (int)path;
+    current = &tables[path];
+    return path;
+}
+
+static const CKTable *table(void) {
+    const CKTable *t = current;
+    if (t) return t;
+    CKPath path = ck_best_path();
+    const char *forced = getenv("GROUPCONV_KERNELS");
+    if (forced) {
+        if (strcmp(forced, "baseline") == 0) path = CKPathBaseline;
+        else if (strcmp(forced, "avx2") == 0) path = CKPathAVX2;
+        else if (strcmp(forced, "avx512") == 0) path = CKPathAVX512;
+    }
+    ck_set_path(path);
+    return current;
+}
+
+CKPath ck_path(void) {
+    (void)table();
+    return (CKPath)currentPath;
+}
+
+const char *ck_path_name(void) { return names[ck_path()]; }
+
+// MARK: - Entry points
+
+void ck_binary(CKBinaryOp op, const float *a, const float *b, float *out, ptrdiff_t n) {
+    table()->binary(op, a, b, out, n);
+}
+void ck_accumulate(const float *src, float *dst, ptrdiff_t n) { table()->accumulate(src, dst, n); }
+void ck_relu(const float *x, float *y, ptrdiff_t n) { table()->relu(x, y, n); }
+void ck_relu_backward(const float *g, const float *y, float *dx, ptrdiff_t n) {
+    table()->relu_backward(g, y, dx, n);
+}
+void ck_scale(const float *x, float s, float *y, ptrdiff_t n) { table()->scale(x, s, y, n); }
+void ck_shift_copy(const float *src, float shift, float *dst, ptrdiff_t n) { table()->shift_copy(src, shift, dst, n); }
+float ck_sum8(const float *x, ptrdiff_t n) { return table()->sum8(x, n); }
+void ck_winograd_input_tiles3(const float *scratch, float *v, const CKWinogradTiles *tiles) {
+    table()->winograd_input_tiles3(scratch, v, tiles);
+}
+void ck_winograd_output_tiles3(const float *m, float *scratch, const CKWinogradTiles *tiles) {
+    table()->winograd_output_tiles3(m, scratch, tiles);
+}
+void ck_winograd_input_tiles3_adjoint(const float *dv, float *scratch, const CKWinogradTiles *tiles) {
+    table()->winograd_input_tiles3_adjoint(dv, scratch, tiles);
+}
+void ck_winograd_output_tiles3_adjoint(const float *scratch, float *dm, const CKWinogradTiles *tiles) {
+    table()->winograd_output_tiles3_adjoint(scratch, dm, tiles);
+}
+ptrdiff_t ck_interleave8(const float *src, ptrdiff_t planeStride, ptrdiff_t count, float *dst, float *sum) {
+    return table()->interleave8(src, planeStride, count, dst, sum);
+}
+ptrdiff_t ck_deinterleave8(const float *src, ptrdiff_t count, float *dst, ptrdiff_t planeStride, const float *shift) {
+    return table()->deinterleave8(src, count, dst, planeStride, shift);
+}

@@ -1,0 +1,88 @@
+// The framework's CPU-dispatched float kernels: plain C compiled by SwiftPM's clang without special flags. On
+// x86-64 each kernel has a baseline (SSE2) variant and AVX2+FMA and AVX-512 variants compiled with
+// __attribute__((target(...))); the path is chosen once, at the first call, from the CPU's features
+// (__builtin_cpu_supports), or forced with the environment variable GROUPCONV_KERNELS=baseline|avx2|avx512 (a path the
+// CPU lacks falls back to the best it has). Other architectures build the baseline variant only.
+//
+// Every kernel gives the same result on every path: the elementwise ones compute each element with the same
+// operations in the same order (no fused multiply-add); the sums use the same eight-lane partial sums.
+#ifndef GROUPCONV_CKERNELS_H
+#define GROUPCONV_CKERNELS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/// The kernel paths, from the baseline up.
+typedef enum {
+    CKPathBaseline = 0,
+    CKPathAVX2 = 1,
+    CKPathAVX512 = 2,
+} CKPath;
+
+/// The path the kernels run ("baseline", "avx2+fma" or "avx512f").
+const char *ck_path_name(void);
+/// The path the kernels run.
+CKPath ck_path(void);
+/// The best path this CPU supports.
+CKPath ck_best_path(void);
+/// Makes the kernels run `path` (or the best supported path below it); returns the path now in use. For tests.
+CKPath ck_set_path(CKPath path);
+
+/// The flat binary ops of `ck_binary`: out[i] = a[i] op b[i].
+typedef enum {
+    CKBinaryAdd = 0,
+    CKBinarySub = 1,
+    CKBinaryMul = 2,
+    CKBinaryDiv = 3,
+    CKBinaryMax = 4,
+    CKBinaryMin = 5,
+} CKBinaryOp;
+
+/// out[i] = a[i] op b[i] for i < n (max and min as Swift's: NaN handling as `a > b ? a : b` etc., see the source).
+void ck_binary(CKBinaryOp op, const float *a, const float *b, float *out, ptrdiff_t n);
+/// dst[i] += src[i] for i < n.
+void ck_accumulate(const float *src, float *dst, ptrdiff_t n);
+/// y[i] = x[i] > 0 ? x[i] : 0 (NaN gives 0).
+void ck_relu(const float *x, float *y, ptrdiff_t n);
+/// dx[i] = y[i] > 0 ? g[i] : 0.
+void ck_relu_backward(const float *g, const float *y, float *dx, ptrdiff_t n);
+/// y[i] = x[i] * s.
+void ck_scale(const float *x, float s, float *y, ptrdiff_t n);
+/// dst[i] = src[i] + shift for i < n (shift 0 copies).
+void ck_shift_copy(const float *src, float shift, float *dst, ptrdiff_t n);
+/// The sum of x[0..<n] in eight partial sums (lane l takes i = l mod 8 of the whole vectors), added lane 0 first
+/// after a pairwise fold, then the tail in order: the same on every path.
+float ck_sum8(const float *x, ptrdiff_t n);
+/// The tiles of one image in a Winograd F(3x3, 3x3) pass (the Swift `WinogradGeometry` and its side): tiles
+/// `tilesHigh` x `tilesWide`, numbered from `firstTile` among `chunkTiles`; `groups` groups of 8 channel lanes, `lanes`
+/// = 8 * groups; the scratch image of `rows` x `columns` cells of 8 lanes per group.
+typedef struct {
+    ptrdiff_t firstTile, chunkTiles, tilesHigh, tilesWide, groups, lanes, rows, columns;
+} CKWinogradTiles;
+
+/// V[xi][tile][lanes] = B^T d B of every tile of one image's padded scratch [group][row][column][8].
+void ck_winograd_input_tiles3(const float *scratch, float *v, const CKWinogradTiles *tiles);
+/// The output scratch [group][row][column][8] = A^T M A of every tile of one image, from M[xi][tile][lanes].
+void ck_winograd_output_tiles3(const float *m, float *scratch, const CKWinogradTiles *tiles);
+/// The adjoint of `ck_winograd_input_tiles3`: adds B dV B^T of every tile into the padded scratch (tile order).
+void ck_winograd_input_tiles3_adjoint(const float *dv, float *scratch, const CKWinogradTiles *tiles);
+/// The adjoint of `ck_winograd_output_tiles3`: dM[xi][tile][lanes] = A dY A^T from the output-gradient scratch.
+void ck_winograd_output_tiles3_adjoint(const float *scratch, float *dm, const CKWinogradTiles *tiles);
+
+/// dst[x * 8 + l] = src[l * planeStride + x] for the whole blocks of 8 x in 0..<count; returns the x it stopped at.
+/// With `sum` (8 floats), stores there the lane sums of the copied blocks, block by block, each block's eight values
+/// summed pairwise ((0 + 1) + (2 + 3)) + ((4 + 5) + (6 + 7)).
+ptrdiff_t ck_interleave8(const float *src, ptrdiff_t planeStride, ptrdiff_t count, float *dst, float *sum);
+/// The inverse of `ck_interleave8` over the whole blocks of 8 x, adding shift[l] to plane l when given; returns the x
+/// it stopped at.
+ptrdiff_t ck_deinterleave8(const float *src, ptrdiff_t count, float *dst, ptrdiff_t planeStride, const float *shift);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

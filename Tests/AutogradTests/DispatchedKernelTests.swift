@@ -1,0 +1,106 @@
+import XCTest
+@testable import Autograd
+
+/// The CPU-dispatched Float kernels (`Kernels/DispatchedKernels.swift`, the C target CKernels): the baseline path and
+/// the best path of this CPU give the same bits, and both agree with the generic Swift kernels (Double's table).
+final class DispatchedKernelTests: XCTestCase {
+    override func tearDown() {
+        CPUKernels.select(baseline: false)
+        super.tearDown()
+    }
+
+    /// Random floats with some exact zeros, negative zeros and ties, in a length that leaves a vector tail.
+    private func values(_ count: Int, seed: UInt64) -> [Float] {
+        var generator = SeededRandom(seed: seed)
+        return (0..<count).map { i in
+            switch i % 11 {
+            case 3: return 0
+            case 7: return -0.0
+            default: return Float(generator.normal())
+            }
+        }
+    }
+
+    /// `body` on the baseline path and on the best path: the two results.
+    private func bothPaths<T>(_ body: () -> T) -> (baseline: T, best: T) {
+        CPUKernels.select(baseline: true)
+        let baseline = body()
+        CPUKernels.select(baseline: false)
+        return (baseline, body())
+    }
+
+    private func bits(_ x: [Float]) -> [UInt32] { x.map(\.bitPattern) }
+
+    func testBaselineCanBeForcedAndNamed() {
+        XCTAssertEqual(CPUKernels.select(baseline: true), "baseline")
+        XCTAssertTrue(["baseline", "avx2+fma", "avx512f"].contains(CPUKernels.select(baseline: false)))
+    }
+
+    func testElementwiseKernelsGiveTheSameBitsOnBothPaths() {
+        let n = 1000 + 13
+        let a = Tensor(shape: [n], scalars: values(n, seed: 1))
+        let b = Tensor(shape: [n], scalars: values(n, seed: 2).map { $0 == 0 ? 0.5 : $0 })
+        for name in ["add", "sub", "mul", "div", "maximum", "relu", "scale"] {
+            let (baseline, best) = bothPaths { withoutGradients { apply(name, a, b).scalars } }
+            XCTAssertEqual(bits(baseline), bits(best), "\(name): baseline and \(CPUKernels.path) differ")
+            // The generic kernels in Double, rounded to Float, give the same values (each op is one rounding).
+            let reference = withoutGradients {
+                apply(name, Tensor(shape: [n], scalars: a.scalars.map(Double.init)),
+                      Tensor(shape: [n], scalars: b.scalars.map(Double.init))).scalars
+            }
+            XCTAssertEqual(best, reference.map { Float($0) }, "\(name): dispatched kernel against the generic one")
+        }
+    }
+
+    private func apply<S: TensorScalar>(_ name: String, _ a: Tensor<S>, _ b: Tensor<S>) -> Tensor<S> {
+        switch name {
+        case "add": return a + b
+        case "sub": return a - b
+        case "mul": return a * b
+        case "div": return a / b
+        case "maximum": return Tensor.maximum(a, b)
+        case "relu": return a.relu()
+        default: return a * 0.375
+        }
+    }
+
+    func testReluGradientAndAccumulationGiveTheSameBitsOnBothPaths() {
+        let n = 777
+        let x0 = Tensor(shape: [n], scalars: values(n, seed: 3))
+        let seed = Tensor(shape: [n], scalars: values(n, seed: 4))
+        let (baseline, best) = bothPaths { () -> [Float] in
+            let x = x0.requiringGradient()
+            // x used twice: its gradient is accumulated from both uses.
+            (x.relu() + x * 2).backward(seed: seed)
+            return x.grad!.scalars
+        }
+        XCTAssertEqual(bits(baseline), bits(best))
+        let expected = zip(x0.scalars, seed.scalars).map { x, g in (x > 0 ? g : 0) + g * 2 }
+        XCTAssertEqual(best, expected)
+    }
+
+    /// The convolution's output pass (reorder with the bias add) and its bias gradient (channel sums), through
+    /// im2col and Winograd: the same bits on both paths, and the direct sums within float32 rounding.
+    func testConvolutionBiasPassesAgreeOnBothPaths() {
+        var generator = SeededRandom(seed: 5)
+        let x0 = Tensor<Float>.normal(shape: [3, 5, 9, 7], generator: &generator)
+        let w0 = Tensor<Float>.normal(shape: [6, 5, 3, 3], std: 0.3, generator: &generator)
+        let b0 = Tensor<Float>.normal(shape: [6], generator: &generator)
+        let g = Tensor<Float>.normal(shape: [3, 6, 9, 7], generator: &generator)
+        for algorithm in [ConvolutionAlgorithm.im2col, .fastest] {
+            let (baseline, best) = bothPaths { () -> [[Float]] in
+                let (x, w, b) = (x0.requiringGradient(), w0.requiringGradient(), b0.requiringGradient())
+                let y = x.conv2d(weight: w, bias: b, padding: (1, 1), algorithm: algorithm)
+                y.backward(seed: g)
+                return [y.scalars, x.grad!.scalars, w.grad!.scalars, b.grad!.scalars]
+            }
+            for part in 0..<4 {
+                XCTAssertEqual(bits(baseline[part]), bits(best[part]), "\(algorithm) part \(part)")
+            }
+            // The bias gradient against the sum in Double.
+            var sums = [Double](repeating: 0, count: 6)
+            for (i, v) in g.scalars.enumerated() { sums[(i / 63) % 6] += Double(v) }
+            XCTAssertLessThanOrEqual(relativeError(best[3], sums.map { Float($0) }), 1e-5, "\(algorithm) bias gradient")
+        }
+    }
+}
