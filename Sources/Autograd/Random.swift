@@ -83,9 +83,23 @@ public struct SeededRandom: RandomNumberGenerator, Sendable {
 /// explicit generator (`generator: &g`) where that matters.
 package final class GlobalGenerator: @unchecked Sendable {
     package static let shared = GlobalGenerator()
-    /// Held while a layer draws from `generator`.
-    package let lock = NSLock()
-    package var generator = SeededRandom(seed: SeededRandom.defaultGlobalSeed)
+    private let lock = NSLock()
+    private var state = SeededRandom(seed: SeededRandom.defaultGlobalSeed)
+
+    /// The generator, under the lock for as long as one access lasts: passed as `&shared.generator` to a layer's
+    /// init, the lock is held through the whole init.
+    package var generator: SeededRandom {
+        get {
+            lock.lock()
+            defer { lock.unlock() }
+            return state
+        }
+        _modify {
+            lock.lock()
+            defer { lock.unlock() }
+            yield &state
+        }
+    }
 }
 
 extension SeededRandom {
@@ -94,19 +108,13 @@ extension SeededRandom {
 
     /// Restarts the global generator (the one layers use when no generator is passed) from `seed`.
     public static func manualSeed(_ seed: UInt64) {
-        let global = GlobalGenerator.shared
-        global.lock.lock()
-        defer { global.lock.unlock() }
-        global.generator = SeededRandom(seed: seed)
+        GlobalGenerator.shared.generator = SeededRandom(seed: seed)
     }
 
     /// Runs `body` with the global generator, holding its lock; `body` must not build layers that draw from the
     /// global generator themselves (that would wait for the lock forever).
     public static func withGlobal<R>(_ body: (inout SeededRandom) throws -> R) rethrows -> R {
-        let global = GlobalGenerator.shared
-        global.lock.lock()
-        defer { global.lock.unlock() }
-        return try body(&global.generator)
+        try body(&GlobalGenerator.shared.generator)
     }
 }
 

@@ -107,11 +107,8 @@ public final class LiftingConv2d: GroupFilterConv2d {
     /// The same layer with its parameters drawn from the global generator (`manualSeed(_:)` of Autograd).
     public convenience init(_ inChannels: Int, _ outChannels: Int, kernelSize: Int, padding: Int = 0,
                             group: PlanarGroup = .c4, bias: Bool = true) {
-        let global = GlobalGenerator.shared
-        global.lock.lock()
-        defer { global.lock.unlock() }
         self.init(inChannels, outChannels, kernelSize: kernelSize, padding: padding, group: group, bias: bias,
-                  generator: &global.generator)
+                  generator: &GlobalGenerator.shared.generator)
     }
 
     /// (out, in, k, k) -> (out * |G|, in, k, k), channel index `o * |G| + g`.
@@ -146,11 +143,8 @@ public final class GroupConv2d: GroupFilterConv2d {
     /// The same layer with its parameters drawn from the global generator (`manualSeed(_:)` of Autograd).
     public convenience init(_ inChannels: Int, _ outChannels: Int, kernelSize: Int, padding: Int = 0,
                             group: PlanarGroup = .c4, bias: Bool = true) {
-        let global = GlobalGenerator.shared
-        global.lock.lock()
-        defer { global.lock.unlock() }
         self.init(inChannels, outChannels, kernelSize: kernelSize, padding: padding, group: group, bias: bias,
-                  generator: &global.generator)
+                  generator: &GlobalGenerator.shared.generator)
     }
 
     /// (out, in, |G|, k, k) -> (out * |G|, in * |G|, k, k).
@@ -218,10 +212,8 @@ public final class IsotropicConv2d: Module {
 
     /// The same layer with its parameters drawn from the global generator (`manualSeed(_:)` of Autograd).
     public convenience init(_ inChannels: Int, _ outChannels: Int, padding: Int = 0, bias: Bool = true) {
-        let global = GlobalGenerator.shared
-        global.lock.lock()
-        defer { global.lock.unlock() }
-        self.init(inChannels, outChannels, padding: padding, bias: bias, generator: &global.generator)
+        self.init(inChannels, outChannels, padding: padding, bias: bias,
+                  generator: &GlobalGenerator.shared.generator)
     }
 
     /// The (out, in, 3, 3) filters: centre * centreMask + ring * ringMask.

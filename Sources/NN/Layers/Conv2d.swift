@@ -31,11 +31,8 @@ public final class Conv2d: Module {
     /// The same layer with its parameters drawn from the global generator (`manualSeed(_:)` of Autograd).
     public convenience init(_ inChannels: Int, _ outChannels: Int, kernelSize: Int, stride: Int = 1,
                             padding: Int = 0, dilation: Int = 1, bias: Bool = true) {
-        let global = GlobalGenerator.shared
-        global.lock.lock()
-        defer { global.lock.unlock() }
         self.init(inChannels, outChannels, kernelSize: kernelSize, stride: stride, padding: padding,
-                  dilation: dilation, bias: bias, generator: &global.generator)
+                  dilation: dilation, bias: bias, generator: &GlobalGenerator.shared.generator)
     }
 
     /// (N, in, H, W) -> (N, out, H', W'); a `ShapeError` for another channel count or a too small image.

@@ -21,10 +21,7 @@ public final class Linear: Module {
 
     /// The same layer with its parameters drawn from the global generator (`manualSeed(_:)` of Autograd).
     public convenience init(_ inFeatures: Int, _ outFeatures: Int, bias: Bool = true) {
-        let global = GlobalGenerator.shared
-        global.lock.lock()
-        defer { global.lock.unlock() }
-        self.init(inFeatures, outFeatures, bias: bias, generator: &global.generator)
+        self.init(inFeatures, outFeatures, bias: bias, generator: &GlobalGenerator.shared.generator)
     }
 
     /// (N, in) -> (N, out); a `ShapeError` for any other shape.
