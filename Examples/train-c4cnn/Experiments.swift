@@ -95,7 +95,7 @@ func writeSweepComparison(_ sweeps: [(name: String, result: SweepResult, std: [D
 
 /// The runs of one training-set size: one per model, or with `--seeds` one per model and seed.
 struct Sweep {
-    let options: Options
+    private(set) var options: Options
     let models: [ModelName]
     let trainSize: Int?
     /// With --seeds: the sweep's folder (seed-<s>/<model>/ runs, summary.json, summary.svg).
@@ -150,7 +150,19 @@ struct Sweep {
     }
 
     /// Trains (or reads back) every run; returns each model's final test accuracies for the data-efficiency table.
+    /// A smaller training set trains for the whole set's number of optimiser steps (unless --same-epochs).
     func run(data: LoadedData) throws -> [DataEfficiency.Point] {
+        guard let trainSize, !options.sameEpochs, trainSize < data.train.count else { return try runAtThisSize(data) }
+        var sized = self
+        let full = options.configuration
+        sized.options.configuration.epochs = full.epochsForEqualSteps(fullCount: data.train.count,
+                                                                      subsetCount: trainSize)
+        print("\n\(trainSize) training images: \(sized.options.configuration.epochs) epochs, the optimiser steps of "
+              + "\(full.epochs) epochs on all \(data.train.count) (--same-epochs keeps \(full.epochs))")
+        return try sized.runAtThisSize(data)
+    }
+
+    private func runAtThisSize(_ data: LoadedData) throws -> [DataEfficiency.Point] {
         if let seedsFolder, let seeds = options.seeds { return try runSeeds(seeds.seeds, folder: seedsFolder, data: data) }
         let trainSet = try trainingSet(data, seed: options.configuration.seed)
         var results: [RunResult] = []

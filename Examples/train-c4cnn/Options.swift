@@ -33,6 +33,8 @@ struct Options {
     /// `--train-size N` / `--train-sizes A,B,...`: the training-set sizes (nil: the whole set).
     var trainSize: Int?
     var trainSizes: [Int]?
+    /// `--same-epochs`: a smaller training set keeps the epoch count instead of the whole set's number of steps.
+    var sameEpochs = false
 
     var compare: Bool { comparedModels != nil }
     /// The models this run trains or summarises.
@@ -133,6 +135,10 @@ struct Options {
             train on N training images: the first N, or a seeded selection with shuffling (runs go
             into runs/MODEL-DATASET-nN-PRESET)
             """, Convert.integer(atLeast: 1))
+        let sameEpochsFlag = parser.flag("--same-epochs", help: """
+            with --train-size(s), keep the epoch count (default: a smaller set trains for as many optimiser
+            steps as the whole set, its epochs scaled up)
+            """)
         let trainSizesFlag = parser.option("--train-sizes", value: "LIST", help: """
             train at each size of the list (e.g. 250,500,1000,2000,4000), then print a table and
             draw efficiency-DATASET-PRESET.svg of test accuracy against training-set size
@@ -169,8 +175,12 @@ struct Options {
         o.rotationSweep = a[sweepFlag]
         o.trainSize = a[trainSizeFlag]
         o.trainSizes = a[trainSizesFlag]
+        o.sameEpochs = a[sameEpochsFlag]
         if o.seeds != nil && a[seedFlag] != nil {
             throw UsageError("--seed and --seeds cannot be combined (--seeds A..A trains one seed)")
+        }
+        if o.sameEpochs && o.trainSize == nil && o.trainSizes == nil {
+            throw UsageError("--same-epochs applies to --train-size or --train-sizes")
         }
         if o.trainSize != nil && o.trainSizes != nil {
             throw UsageError("--train-size and --train-sizes cannot be combined")

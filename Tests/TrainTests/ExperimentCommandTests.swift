@@ -130,7 +130,10 @@ final class ExperimentCommandTests: XCTestCase {
     func testTrainSizes() throws {
         let runs = scratch.file("sizes")
         var output = try succeeds(common(runs).dropLast(2) + ["--model", "cnn", "--train-size", "20"], "size")
+        // 64 images in batches of 16 make 4 steps an epoch; 20 images make 2, so 2 epochs keep the 4 steps.
+        XCTAssertTrue(output.contains("20 training images: 2 epochs, the optimiser steps of 1 epochs on all 64"), output)
         XCTAssertTrue(output.contains("cnn: 102698 parameters; 20 training and 16 test images"), output)
+        XCTAssertTrue(output.contains("2 epochs"), output)
         XCTAssertTrue(FileManager.default.fileExists(atPath: scratch.file("runs/cnn-mnist-rot-n20-original/metrics.jsonl").path))
         output = try succeeds(common(runs) + ["--model", "cnn", "--train-sizes", "20,40"], "sizes")
         XCTAssertTrue(output.contains("20 training and") && output.contains("40 training and"), output)
@@ -140,6 +143,16 @@ final class ExperimentCommandTests: XCTestCase {
         XCTAssertTrue(table.contains(String(format: "             20 %.2f%%", 100 * (try finalAccuracy(n20)))), table)
         XCTAssertTrue(table.contains(String(format: "             40 %.2f%%", 100 * (try finalAccuracy(n40)))), table)
         XCTAssertTrue(FileManager.default.fileExists(atPath: runs.appendingPathComponent("efficiency-mnist-rot-original.svg").path))
+        XCTAssertEqual(try String(contentsOf: n20.appendingPathComponent("metrics.jsonl"), encoding: .utf8)
+            .split(separator: "\n").count, 2, "two epochs of 20 images")
+        // --same-epochs keeps the one epoch; without a training-set size it is refused.
+        output = try succeeds(common(scratch.file("same")) + ["--model", "cnn", "--train-size", "20", "--same-epochs"],
+                              "same-epochs")
+        XCTAssertFalse(output.contains("the optimiser steps of"), output)
+        XCTAssertTrue(output.contains("20 training and 16 test images") && output.contains("1 epochs"), output)
+        let lone = try runCommand(common(runs) + ["--model", "cnn", "--same-epochs"], in: scratch.url, logName: "lone")
+        XCTAssertEqual(lone.status, 2)
+        XCTAssertTrue(lone.errorOutput.contains("--same-epochs applies to --train-size"), lone.errorOutput)
         let refused = try runCommand(common(runs) + ["--model", "cnn", "--train-size", "65"], in: scratch.url,
                                      logName: "too-many")
         XCTAssertEqual(refused.status, 1)

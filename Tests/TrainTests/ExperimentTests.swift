@@ -223,6 +223,18 @@ final class ExperimentTests: XCTestCase {
         }
     }
 
+    func testEqualStepsEpochs() {
+        var c = TrainingConfiguration()
+        (c.epochs, c.batchSize) = (15, 64)
+        // 4000 images: 63 steps an epoch, 945 in all; 250 images: 4 steps an epoch.
+        XCTAssertEqual(c.epochsForEqualSteps(fullCount: 4000, subsetCount: 250), 237)
+        XCTAssertEqual(c.epochsForEqualSteps(fullCount: 4000, subsetCount: 2000), 30)
+        XCTAssertEqual(c.epochsForEqualSteps(fullCount: 4000, subsetCount: 4000), 15)
+        c.epochs = 1
+        XCTAssertEqual(c.epochsForEqualSteps(fullCount: 64, subsetCount: 64), 1)
+        XCTAssertEqual(c.epochsForEqualSteps(fullCount: 100, subsetCount: 1), 2, "2 steps of 64 and 36 images")
+    }
+
     func testDataEfficiencyTable() {
         let e = DataEfficiency(points: [.init(model: "c4cnn", trainSize: 250, accuracies: [0.5, 0.6]),
                                         .init(model: "cnn", trainSize: 250, accuracies: [0.4]),

@@ -17,6 +17,20 @@ extension ImageDataset {
     }
 }
 
+extension TrainingConfiguration {
+    /// The epochs on `subsetCount` training images that make at least as many optimiser steps as `epochs` on
+    /// `fullCount` images at this batch size (the last, partial batch counts as a step): a smaller training set is
+    /// trained as long, in steps, as the whole one, so a data-efficiency comparison measures the data and not a
+    /// shorter optimisation. 15 epochs of 63 steps on 4000 images give 237 epochs of 4 steps on 250.
+    public func epochsForEqualSteps(fullCount: Int, subsetCount: Int) -> Int {
+        check(fullCount >= 1 && subsetCount >= 1 && subsetCount <= fullCount,
+              "epochsForEqualSteps: subset of \(subsetCount) images out of \(fullCount)")
+        let stepsPerEpoch = { (n: Int) in (n + batchSize - 1) / batchSize }
+        let steps = epochs * stepsPerEpoch(fullCount)
+        return (steps + stepsPerEpoch(subsetCount) - 1) / stepsPerEpoch(subsetCount)
+    }
+}
+
 /// A training-set size that the data set cannot give.
 public struct SubsetError: Error, CustomStringConvertible {
     public let requested: Int, available: Int
