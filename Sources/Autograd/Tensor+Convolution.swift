@@ -8,9 +8,10 @@
 // im2col (`Kernels/ConvolutionKernels.swift`), with K = Cin * kh * kw and L = Hout * Wout, runs over chunks of
 // images: each chunk unfolds its images into a column buffer col (K, images * L) of about 2^21 elements taken from
 // the `BufferPool` (nothing batch-sized is unfolded or kept between the passes), and the chunks run in parallel:
-//   forward:  y = W (Cout, K) x col; per image for large planes, straight into y, the bias a column of W against a
-//             row of ones in col; per chunk for small planes, reordered to (N, Cout, L) with the bias added in the
-//             same pass;
+//   forward:  y = W (Cout, K) x col, summed over blocks of at most 128 of the K rows (`depthBlockedGemm`: less
+//             rounding than one chain of K terms); per image for large planes, straight into y, the bias a column
+//             of W against a row of ones in col; per chunk for small planes, reordered to (N, Cout, L) with the bias
+//             added in the same pass;
 //   backward: dW = gy x col^T, the chunk's columns unfolded again from the input, summed over the chunks (per worker,
 //             then added up); dcol = W^T x gy, folded back onto the input by col2im (accumulating);
 //             dbias = sum of gy over N and L.
