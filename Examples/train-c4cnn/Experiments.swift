@@ -11,15 +11,25 @@ import Train
 
 // MARK: - Data
 
-/// The data set as the models take it (edge-padded to 33x33).
+/// The data set as the models take it (edge-padded to 33x33) and the test images as stored, which the rotation
+/// sweep turns before padding them as the training data was padded.
 struct LoadedData {
     let train: ImageDataset
     let test: ImageDataset
+    let testUnpadded: ImageDataset
 
     init(_ options: Options) throws {
-        (train, test) = try DataCatalog(directory: URL(fileURLWithPath: options.dataDirectory))
-            .load(options.dataset) { print($0) }
+        let (train, test) = try DataCatalog(directory: URL(fileURLWithPath: options.dataDirectory))
+            .loadUnpadded(options.dataset) { print($0) }
+        self.train = padded(train)
+        self.test = padded(test)
+        testUnpadded = test
     }
+}
+
+/// The padding `DataCatalog.load` gives: 28x28 to 33x33, edges repeated.
+func padded(_ data: ImageDataset) -> ImageDataset {
+    data.edgePadded(before: DataCatalog.padBefore, after: DataCatalog.padAfter)
 }
 
 /// "C4CNN vs CNN".
@@ -55,7 +65,8 @@ func rotationSweep(_ model: Module, name: String, step: Double, data: LoadedData
                           test: data.test, progress: .silent)
     let batchSize = trainer.testLoader!.batchSize
     let start = Date()
-    let result = try RotationSweep.run(angles: RotationSweep.angles(step: step), test: data.test) { images in
+    let result = try RotationSweep.run(angles: RotationSweep.angles(step: step), test: data.testUnpadded,
+                                       prepare: padded) { images in
         try trainer.evaluate(DataLoader(images, batchSize: batchSize)).accuracy
     }
     print("\nrotation sweep of \(name) (\(data.test.count) test images, every one turned; "

@@ -1,15 +1,10 @@
 import Autograd
 import Foundation
 
-/// Test accuracy against a test-time rotation: every test image, as the model sees it (after the padding to 33x33),
-/// turned about its centre by 0, step, 2 step, ... degrees (below 360): exact quarter turns (`rot90`) for multiples
-/// of 90 degrees, so a model invariant to `rot90` of its input scores the same at 0, 90, 180 and 270, and otherwise
-/// the bilinear rotation that builds the rotated data sets (`RotatedDigits`: zero outside); 0 degrees leaves the
-/// images untouched, so its accuracy is the plain test accuracy.
-///
-/// The padded image is turned, not the 28x28 digit before padding: the padding is 2 pixels before and 3 after, so a
-/// digit turned first and padded after sits one pixel off the turned padded image, and a C4CNN, exactly invariant to
-/// quarter turns of its input, would not be invariant to that.
+/// Test accuracy against a test-time rotation: every test image turned by 0, step, 2 step, ... degrees (below
+/// 360), with the rotation that builds the rotated data sets (`RotatedDigits`: bilinear, zero outside, about the
+/// centre) and exact quarter turns (`rot90`) for multiples of 90 degrees; 0 degrees leaves the images untouched, so
+/// its accuracy is the plain test accuracy.
 public enum RotationSweep {
     /// 0, step, 2 step, ... below 360 (step in (0, 360]).
     public static func angles(step: Double) -> [Double] {
@@ -44,13 +39,13 @@ public enum RotationSweep {
                             height: data.height, width: data.width)
     }
 
-    /// The accuracy at every angle of `angles`: `test` (the model's inputs, e.g. the padded test set) rotated, then
-    /// scored by `accuracy`.
-    public static func run(angles: [Double], test: ImageDataset,
+    /// The accuracy at every angle of `angles`: `test` (as stored, before any padding) rotated, then made into the
+    /// model's input by `prepare` (e.g. the edge padding the training data had), then scored by `accuracy`.
+    public static func run(angles: [Double], test: ImageDataset, prepare: (ImageDataset) -> ImageDataset,
                            accuracy: (ImageDataset) throws -> Double) rethrows -> SweepResult {
         var values: [Double] = []
         for angle in angles {
-            values.append(try accuracy(rotated(test, degrees: angle)))
+            values.append(try accuracy(prepare(rotated(test, degrees: angle))))
         }
         return SweepResult(angles: angles, accuracy: values)
     }
