@@ -5,6 +5,11 @@ import Foundation
 /// 360), with the rotation that builds the rotated data sets (`RotatedDigits`: bilinear, zero outside, about the
 /// centre) and exact quarter turns (`rot90`) for multiples of 90 degrees; 0 degrees leaves the images untouched, so
 /// its accuracy is the plain test accuracy.
+///
+/// The digits are turned as stored, before the padding (2 pixels before, 3 after): a quarter turn of the padded
+/// 33x33 input, the C4CNN's exact symmetry, would also move the digit by a pixel (one axis at 90 and 270 degrees,
+/// both at 180), which measures a plain CNN's sensitivity to that shift more than to the rotation. So the C4CNN is
+/// 90-degree periodic here up to that one-pixel difference between a turned-then-padded digit and a turned input.
 public enum RotationSweep {
     /// 0, step, 2 step, ... below 360 (step in (0, 360]).
     public static func angles(step: Double) -> [Double] {
