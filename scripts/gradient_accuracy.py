@@ -126,24 +126,9 @@ class C4CNN(nn.Module):
         return self.head(y.flatten(1))
 
 
-class CNN(nn.Module):
-    """(N, 1, 33, 33) -> (N, 10): conv 1->8 and ReLU, convs 8->16->32->64->128 (3x3, no padding) with ReLU and
-    MaxPool2d(3, 2, 1) after the first three, Linear 128->32->10 with a ReLU."""
-
-    def __init__(self):
-        super().__init__()
-        widths = [8, 16, 32, 64, 128]
-        self.first_conv = nn.Conv2d(1, 8, 3)
-        layers = []
-        for i in range(4):
-            layers += [nn.Conv2d(widths[i], widths[i + 1], 3), nn.ReLU()]
-            if i < 3:
-                layers.append(nn.MaxPool2d(3, 2, 1))
-        self.convs = nn.Sequential(*layers)
-        self.head = nn.Sequential(nn.Linear(128, 32), nn.ReLU(), nn.Linear(32, 10))
-
-    def forward(self, x):
-        return self.head(self.convs(F.relu(self.first_conv(x))).flatten(1))
+# The CNN is the benchmark's twin, the same layers under the same state-dict names.
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_pytorch import CNN  # noqa: E402
 
 
 MODELS = {"c4cnn": C4CNN, "cnn": CNN}
