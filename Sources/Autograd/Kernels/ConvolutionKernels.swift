@@ -338,7 +338,13 @@ extension TensorScalar {
                 augmented[o * rows + k] = bias[o]
             }
         }
+        let wide = g.usesWideColumns
         g.forEachChunk { n0, count, _ in
+            if wide {
+                wideForward(input, weight: bias == nil ? weight : UnsafePointer(augmented), rows: rows, output,
+                            outChannels: outChannels, images: n0, count: count, geometry: g)
+                return
+            }
             let columns = count * plane
             BufferPool.withScratch(Self.self, count: (perImage ? rows * plane : (k + outChannels) * columns)) { col in
                 if perImage {
@@ -367,7 +373,14 @@ extension TensorScalar {
         let (k, plane) = (g.columnRows, g.outputPlane)
         let inPlane = g.inputImageSize
         let perImage = g.gemmPerImage
+        let wide = g.usesWideColumns
         g.forEachChunk { n0, count, _ in
+            if wide {
+                (gradInput + n0 * inPlane).update(repeating: 0, count: count * inPlane)
+                wideGradInput(gradOutput, weight: weight, gradInput, outChannels: outChannels, images: n0,
+                              count: count, geometry: g)
+                return
+            }
             let columns = count * plane
             BufferPool.withScratch(Self.self, count: (k + (perImage ? 0 : outChannels)) * columns) { dcol in
                 let dx = gradInput + n0 * inPlane
@@ -402,6 +415,7 @@ extension TensorScalar {
         let partials = UnsafeMutablePointer<BufferPool.Block?>.allocate(capacity: slots)
         partials.initialize(repeating: nil, count: slots)
         defer { partials.deallocate() }
+        let wide = g.usesWideColumns
         g.forEachChunk { n0, count, worker in
             let columns = count * plane
             // Worker 0 accumulates straight into the result, the others into blocks summed at the end.
@@ -413,6 +427,11 @@ extension TensorScalar {
                 beta = 0
             }
             let dw = partials[worker]!.typed(Self.self)
+            if wide {
+                wideGradWeight(gradOutput, input: input, dw, overwrite: beta == 0, outChannels: outChannels,
+                               images: n0, count: count, geometry: g)
+                return
+            }
             BufferPool.withScratch(Self.self, count: (k + (perImage ? 0 : outChannels)) * columns) { col in
                 if perImage {
                     for n in n0..<(n0 + count) {

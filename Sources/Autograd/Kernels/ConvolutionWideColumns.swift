@@ -1,0 +1,184 @@
+// MARK: - Wide columns
+//
+// The im2col path for images with large output planes, stride 1 and no dilation (`usesWideColumns`). Each image is
+// padded first (a copy with zero borders, or the image itself when the convolution does not pad), a plane of
+// wideHeight x wideWidth = (Hout + kh - 1) x (Wout + kw - 1). Over the padded plane's full width, kernel tap (i, j)
+// of channel c reads one contiguous span: wide position p = y * wideWidth + x reads padded[c][p + i * wideWidth + j].
+// So each row of the column matrix (C * kh * kw, Hout * wideWidth) is one long copy instead of Hout short ones, and
+// col2im is one long add per row. The last kw - 1 positions of each output row are extra: the forward product's are
+// dropped when its output is packed to (Cout, Hout, Wout), and the backward products see zeros there in the output
+// gradient, so they add nothing to the weight gradient and only zeros to the input gradient. Every output and every
+// gradient sums the same nonzero terms in the same order as on the compact columns.
+
+extension ConvolutionGeometry {
+    /// The padded plane's width, Wout + kw - 1 (W + 2 pw at stride 1).
+    var wideWidth: Int { outputWidth + kernelWidth - 1 }
+    /// The padded plane's height, Hout + kh - 1.
+    var wideHeight: Int { outputHeight + kernelHeight - 1 }
+    /// Positions of one image's wide column rows: Hout * wideWidth.
+    var widePlane: Int { outputHeight * wideWidth }
+    /// Elements of one padded image: C * wideHeight * wideWidth.
+    var paddedImageSize: Int { channels * wideHeight * wideWidth }
+    /// True when the convolution pads, so that the wide path copies each image into a padded one.
+    var pads: Bool { padHeight != 0 || padWidth != 0 }
+
+    /// Set to false (tests do) to run every convolution on compact columns.
+    nonisolated(unsafe) static var wideColumnsEnabled = true
+
+    /// True when the wide path runs: one GEMM per image (large planes), stride 1, no dilation, and the extra
+    /// positions at most an eighth of the output's.
+    var usesWideColumns: Bool {
+        Self.wideColumnsEnabled && gemmPerImage && strideHeight == 1 && strideWidth == 1 && dilationHeight == 1
+            && dilationWidth == 1 && padHeight >= 0 && padWidth >= 0 && wideWidth * 8 <= outputWidth * 9
+    }
+}
+
+extension TensorScalar {
+    /// One image (C, H, W) padded to (C, wideHeight, wideWidth): written into `scratch` when the convolution pads,
+    /// else the image itself.
+    static func widePaddedImage(_ image: UnsafePointer<Self>, scratch: UnsafeMutablePointer<Self>,
+                                geometry g: ConvolutionGeometry) -> UnsafePointer<Self> {
+        guard g.pads else { return image }
+        let (h, w, wideW) = (g.height, g.width, g.wideWidth)
+        scratch.update(repeating: 0, count: g.paddedImageSize)
+        for c in 0..<g.channels {
+            let src = image + c * h * w
+            let dst = scratch + c * g.wideHeight * wideW + g.padHeight * wideW + g.padWidth
+            for y in 0..<h { (dst + y * wideW).update(from: src + y * w, count: w) }
+        }
+        return UnsafePointer(scratch)
+    }
+
+    /// The wide column matrix (C * kh * kw, widePlane) of one padded image; the kw - 1 positions after the last
+    /// span of each row (past the padded plane) are zero.
+    static func wideIm2col(_ padded: UnsafePointer<Self>, _ columns: UnsafeMutablePointer<Self>,
+                           geometry g: ConvolutionGeometry) {
+        let (kh, kw, wideW, length) = (g.kernelHeight, g.kernelWidth, g.wideWidth, g.widePlane)
+        let span = length - (kw - 1)
+        let paddedPlane = g.wideHeight * wideW
+        var row = columns
+        for c in 0..<g.channels {
+            for i in 0..<kh {
+                for j in 0..<kw {
+                    row.update(from: padded + c * paddedPlane + i * wideW + j, count: span)
+                    (row + span).update(repeating: 0, count: kw - 1)
+                    row += length
+                }
+            }
+        }
+    }
+
+    /// Adds the wide column matrix (C * kh * kw, widePlane) back onto the padded image's gradient
+    /// (C, wideHeight, wideWidth), taps in order as `col2im` adds them.
+    static func wideCol2im(_ columns: UnsafePointer<Self>, _ padded: UnsafeMutablePointer<Self>,
+                           geometry g: ConvolutionGeometry) {
+        let (kh, kw, wideW, length) = (g.kernelHeight, g.kernelWidth, g.wideWidth, g.widePlane)
+        let span = length - (kw - 1)
+        let paddedPlane = g.wideHeight * wideW
+        var row = columns
+        for c in 0..<g.channels {
+            for i in 0..<kh {
+                for j in 0..<kw {
+                    accumulate(row, into: padded + c * paddedPlane + i * wideW + j, count: span)
+                    row += length
+                }
+            }
+        }
+    }
+
+    /// (Cout, widePlane) -> (Cout, Hout, Wout): drops the extra positions of each row.
+    static func packWide(_ wide: UnsafePointer<Self>, _ output: UnsafeMutablePointer<Self>, channels: Int,
+                         geometry g: ConvolutionGeometry) {
+        let (outH, outW, wideW) = (g.outputHeight, g.outputWidth, g.wideWidth)
+        for o in 0..<channels {
+            for y in 0..<outH {
+                copyRow(wide + o * g.widePlane + y * wideW, output + (o * outH + y) * outW, outW)
+            }
+        }
+    }
+
+    /// (Cout, Hout, Wout) -> (Cout, widePlane) with zeros at the extra positions.
+    static func unpackWide(_ compact: UnsafePointer<Self>, _ wide: UnsafeMutablePointer<Self>, channels: Int,
+                           geometry g: ConvolutionGeometry) {
+        let (outH, outW, wideW) = (g.outputHeight, g.outputWidth, g.wideWidth)
+        for o in 0..<channels {
+            for y in 0..<outH {
+                let dst = wide + o * g.widePlane + y * wideW
+                copyRow(compact + (o * outH + y) * outW, dst, outW)
+                (dst + outW).update(repeating: 0, count: wideW - outW)
+            }
+        }
+    }
+
+    // MARK: Per-chunk passes
+
+    /// Forward over images n0 ..< n0 + count: y = W (Cout, rows) x wide columns, packed into `output`. `weight` has
+    /// `rows` columns: K, or K + 1 with the bias as the last, against a row of ones after the columns.
+    static func wideForward(_ input: UnsafePointer<Self>, weight: UnsafePointer<Self>, rows: Int,
+                            _ output: UnsafeMutablePointer<Self>, outChannels: Int, images n0: Int, count: Int,
+                            geometry g: ConvolutionGeometry) {
+        let (k, length) = (g.columnRows, g.widePlane)
+        let scratch = rows * length + outChannels * length + (g.pads ? g.paddedImageSize : 0)
+        BufferPool.withScratch(Self.self, count: scratch) { col in
+            let product = col + rows * length, padScratch = product + outChannels * length
+            if rows > k { (col + k * length).update(repeating: 1, count: length) }
+            for n in n0..<(n0 + count) {
+                let padded = widePaddedImage(input + n * g.inputImageSize, scratch: padScratch, geometry: g)
+                wideIm2col(padded, col, geometry: g)
+                depthBlockedGemm(m: outChannels, n: length, k: rows, a: weight, lda: rows, b: col, ldb: length,
+                                 c: product, ldc: length)
+                packWide(product, output + n * outChannels * g.outputPlane, channels: outChannels, geometry: g)
+            }
+        }
+    }
+
+    /// Input gradient of images n0 ..< n0 + count: dcol = W^T x gy (wide), added back onto the (zeroed) input
+    /// gradient.
+    static func wideGradInput(_ gradOutput: UnsafePointer<Self>, weight: UnsafePointer<Self>,
+                              _ gradInput: UnsafeMutablePointer<Self>, outChannels: Int, images n0: Int, count: Int,
+                              geometry g: ConvolutionGeometry) {
+        let (k, length) = (g.columnRows, g.widePlane)
+        let scratch = k * length + outChannels * length + (g.pads ? g.paddedImageSize : 0)
+        BufferPool.withScratch(Self.self, count: scratch) { dcol in
+            let gy = dcol + k * length, padScratch = gy + outChannels * length
+            for n in n0..<(n0 + count) {
+                unpackWide(gradOutput + n * outChannels * g.outputPlane, gy, channels: outChannels, geometry: g)
+                parallelGemm(transA: true, transB: false, m: k, n: length, k: outChannels, alpha: 1,
+                             a: weight, lda: k, b: gy, ldb: length, beta: 0, c: dcol, ldc: length)
+                let dx = gradInput + n * g.inputImageSize
+                guard g.pads else {
+                    wideCol2im(dcol, dx, geometry: g)
+                    continue
+                }
+                padScratch.update(repeating: 0, count: g.paddedImageSize)
+                wideCol2im(dcol, padScratch, geometry: g)
+                let (h, w, wideW) = (g.height, g.width, g.wideWidth)
+                for c in 0..<g.channels {
+                    let src = padScratch + c * g.wideHeight * wideW + g.padHeight * wideW + g.padWidth
+                    for y in 0..<h { (dx + (c * h + y) * w).update(from: src + y * wideW, count: w) }
+                }
+            }
+        }
+    }
+
+    /// Weight gradient of images n0 ..< n0 + count added onto `gradWeight` (Cout, K), or written over it when
+    /// `overwrite`: dW += gy (wide) x col^T.
+    static func wideGradWeight(_ gradOutput: UnsafePointer<Self>, input: UnsafePointer<Self>,
+                               _ gradWeight: UnsafeMutablePointer<Self>, overwrite: Bool, outChannels: Int,
+                               images n0: Int, count: Int, geometry g: ConvolutionGeometry) {
+        let (k, length) = (g.columnRows, g.widePlane)
+        let scratch = k * length + outChannels * length + (g.pads ? g.paddedImageSize : 0)
+        BufferPool.withScratch(Self.self, count: scratch) { col in
+            let gy = col + k * length, padScratch = gy + outChannels * length
+            var beta: Self = overwrite ? 0 : 1
+            for n in n0..<(n0 + count) {
+                let padded = widePaddedImage(input + n * g.inputImageSize, scratch: padScratch, geometry: g)
+                wideIm2col(padded, col, geometry: g)
+                unpackWide(gradOutput + n * outChannels * g.outputPlane, gy, channels: outChannels, geometry: g)
+                parallelGemm(transA: false, transB: true, m: outChannels, n: k, k: length, alpha: 1,
+                             a: gy, lda: length, b: col, ldb: length, beta: beta, c: gradWeight, ldc: k)
+                beta = 1
+            }
+        }
+    }
+}
