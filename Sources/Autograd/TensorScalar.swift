@@ -132,7 +132,7 @@ private let floatKernels = TensorKernels<Float>(
     },
     map: { Float.mapDispatched($0, $1, $2) },
     reluBackward: { Float.reluBackwardDispatched($0, $1, $2, count: $3) },
-    maxPool: { Float.maxPoolFloat($0, $1, $2, geometry: $3) },
+    maxPool: { Float.maxPoolDispatched($0, $1, $2, geometry: $3) },
     accumulate: { Float.accumulateDispatched($0, into: $1, count: $2) },
     zip: { Float.zipDispatched($0, $1, $2, $3, $4, $5, shape: $6) },
     swapLeadingAxes: { Float.swapLeadingAxesDispatched($0, $1, outer: $2, middle: $3, inner: $4, bias: $5) },

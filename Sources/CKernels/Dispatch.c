@@ -48,13 +48,14 @@ typedef struct {
     void (*winograd_output_tiles3_adjoint)(const float *, float *, const CKWinogradTiles *);
     ptrdiff_t (*interleave8)(const float *, ptrdiff_t, ptrdiff_t, float *, float *);
     ptrdiff_t (*deinterleave8)(const float *, ptrdiff_t, float *, ptrdiff_t, const float *);
+    int (*max_pool_plane)(const float *, float *, int32_t *, const CKPoolPlane *, float *, int32_t *);
 } CKTable;
 
 #define CK_TABLE(suffix) {                                                                                        \
     ck_binary_##suffix, ck_accumulate_##suffix, ck_relu_##suffix, ck_relu_backward_##suffix, ck_scale_##suffix, \
     ck_shift_copy_##suffix, ck_sum8_##suffix, ck_winograd_input_tiles3_##suffix, ck_winograd_output_tiles3_##suffix, \
     ck_winograd_input_tiles3_adjoint_##suffix, ck_winograd_output_tiles3_adjoint_##suffix, ck_interleave8_##suffix, \
-    ck_deinterleave8_##suffix }
+    ck_deinterleave8_##suffix, ck_max_pool_plane_##suffix }
 
 static const CKTable tables[] = {
     CK_TABLE(baseline),
@@ -139,4 +140,8 @@ ptrdiff_t ck_interleave8(const float *src, ptrdiff_t planeStride, ptrdiff_t coun
 }
 ptrdiff_t ck_deinterleave8(const float *src, ptrdiff_t count, float *dst, ptrdiff_t planeStride, const float *shift) {
     return table()->deinterleave8(src, count, dst, planeStride, shift);
+}
+int ck_max_pool_plane(const float *src, float *out, int32_t *idx, const CKPoolPlane *plane, float *colValue,
+                      int32_t *colIndex) {
+    return table()->max_pool_plane(src, out, idx, plane, colValue, colIndex);
 }

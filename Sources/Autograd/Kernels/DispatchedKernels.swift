@@ -111,4 +111,40 @@ extension Float {
             }
         }
     }
+
+    /// Max pooling of every plane by `ck_max_pool_plane` (two vector passes per output row: each window column's
+    /// best over the window's rows, then each output's best column); a plane holding a NaN is redone by the scalar
+    /// scan, whose NaN rule the vector passes do not follow. The same results as `maxPoolScanning`.
+    static func maxPoolDispatched(_ input: UnsafePointer<Float>, _ output: UnsafeMutablePointer<Float>,
+                                  _ indices: UnsafeMutablePointer<Int32>, geometry g: PoolingGeometry) {
+        let out = g.outputSize
+        let inPlane = g.inputPlane, outPlane = g.outputPlane
+        guard outPlane > 0 else { return }
+        var plane = CKPoolPlane(
+            depth: g.depth, height: g.height, width: g.width, kernelDepth: g.kernel[0], kernelHeight: g.kernel[1],
+            kernelWidth: g.kernel[2], strideDepth: g.stride[0], strideHeight: g.stride[1], strideWidth: g.stride[2],
+            padDepth: g.padding[0], padHeight: g.padding[1], padWidth: g.padding[2], outDepth: out[0],
+            outHeight: out[1], outWidth: out[2])
+        let columns = g.width + 2 * g.padding[2]
+        withUnsafePointer(to: &plane) { plane in
+            Parallel.forRanges(g.planes, minimumPerThread: Swift.max(1, (1 << 14) / Swift.max(1, inPlane))) { range in
+                // Column buffers, their padding columns -inf with the largest index (the kernel writes the middle).
+                BufferPool.withScratch(Float.self, count: 2 * columns) { buffer in
+                    let colValue = buffer
+                    let colIndex = UnsafeMutableRawPointer(buffer + columns).bindMemory(to: Int32.self,
+                                                                                        capacity: columns)
+                    colValue.update(repeating: -Float.infinity, count: columns)
+                    colIndex.update(repeating: Int32.max, count: columns)
+                    for p in range {
+                        let (src, o, i) = (input + p * inPlane, output + p * outPlane, indices + p * outPlane)
+                        if ck_max_pool_plane(src, o, i, plane, colValue, colIndex) != 0 {
+                            var one = g
+                            one.planes = 1
+                            maxPoolScanning(src, o, i, geometry: one)
+                        }
+                    }
+                }
+            }
+        }
+    }
 }

@@ -81,6 +81,23 @@ ptrdiff_t ck_interleave8(const float *src, ptrdiff_t planeStride, ptrdiff_t coun
 /// it stopped at.
 ptrdiff_t ck_deinterleave8(const float *src, ptrdiff_t count, float *dst, ptrdiff_t planeStride, const float *shift);
 
+/// The sizes of one max-pooling plane (depth, height, width) as `ck_max_pool_plane` reads them.
+typedef struct {
+    ptrdiff_t depth, height, width;
+    ptrdiff_t kernelDepth, kernelHeight, kernelWidth;
+    ptrdiff_t strideDepth, strideHeight, strideWidth;
+    ptrdiff_t padDepth, padHeight, padWidth;
+    ptrdiff_t outDepth, outHeight, outWidth;
+} CKPoolPlane;
+
+/// Max pooling of one plane: out and idx (outDepth * outHeight * outWidth) get each window's largest value and its
+/// plane-local flat index, the first in (depth, row, column) order among equal values; padding never wins.
+/// `colValue` and `colIndex` hold width + 2 * padWidth entries that the caller sets to -inf and INT32_MAX before
+/// the first call (the kernel overwrites only the middle `width`). Returns nonzero when the plane holds a NaN: the
+/// results then do not follow the NaN rule of a scan (the last NaN wins) and the caller redoes the plane.
+int ck_max_pool_plane(const float *src, float *out, int32_t *idx, const CKPoolPlane *plane, float *colValue,
+                      int32_t *colIndex);
+
 #ifdef __cplusplus
 }
 #endif
