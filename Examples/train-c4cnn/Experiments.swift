@@ -304,4 +304,32 @@ func summarize(_ folders: [URL], options: Options) throws {
     let folder = options.checkpointDirectory.map { URL(fileURLWithPath: $0) } ?? folders[0]
     try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
     try report(summary, folder: folder)
+    try summarizeSweeps(runs, order: summary.models.map(\.model), options: options, into: folder)
+}
+
+/// The mean rotation sweep per model over the seeds whose run folders hold a sweep.json (written by
+/// `--rotation-sweep`), drawn as sweep.svg in `folder`; a model with seeds lacking one is left out, with a note.
+func summarizeSweeps(_ runs: [(run: SeedRun, source: URL?)], order: [String], options: Options,
+                     into folder: URL) throws {
+    var means: [(name: String, result: SweepResult, std: [Double]?)] = []
+    var counts: [Int] = []
+    for model in order {
+        let files = runs.filter { $0.run.model == model }.compactMap { $0.source?.deletingLastPathComponent()
+            .appendingPathComponent(SweepResult.fileName) }
+        let sweeps = try files.filter { OutputPaths.exists($0) }.map { try SweepResult.read($0) }
+        guard !sweeps.isEmpty else { continue }
+        guard sweeps.count == files.count, sweeps.allSatisfy({ $0.angles == sweeps[0].angles }) else {
+            print("rotation sweep of \(model): \(sweeps.count) of \(files.count) seeds have a sweep.json with the same "
+                  + "angles; left out of the sweep figure")
+            continue
+        }
+        let (mean, std) = SweepResult.mean(sweeps)
+        means.append((model, mean, std))
+        counts.append(sweeps.count)
+    }
+    guard !means.isEmpty else { return }
+    let seeds = Set(counts).count == 1 ? "\(counts[0]) seeds" : counts.map(String.init).joined(separator: "/") + " seeds"
+    let url = folder.appendingPathComponent(SweepResult.plotName)
+    try OutputPaths.checkWritable(url)
+    try writeSweepComparison(means, options: options, to: url, note: "mean test accuracy (%) over \(seeds)")
 }

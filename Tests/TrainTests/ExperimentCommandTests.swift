@@ -102,8 +102,9 @@ final class ExperimentCommandTests: XCTestCase {
     /// with the paired wins of the first model.
     func testSummarizeGathersTwoPartialFolders() throws {
         let a = scratch.file("machine-a"), b = scratch.file("machine-b")
-        _ = try succeeds(common(a) + ["--models", "cnn,c4cnn", "--seeds", "0..1"], "a")
-        _ = try succeeds(common(b) + ["--models", "cnn,c4cnn", "--seeds", "2..2"], "b")
+        _ = try succeeds(common(a) + ["--models", "cnn,c4cnn", "--seeds", "0..1", "--rotation-sweep", "90"], "a")
+        _ = try succeeds(common(b) + ["--models", "cnn,c4cnn", "--seeds", "2..2", "--rotation-sweep", "90"], "b")
+        try FileManager.default.removeItem(at: a.appendingPathComponent("sweep.svg"))
         let output = try succeeds(["--summarize", "\(a.path),\(b.path)", "--models", "cnn,c4cnn"], "summarize")
         let summary = try json(a.appendingPathComponent("summary.json"))
         var wins = 0
@@ -117,6 +118,14 @@ final class ExperimentCommandTests: XCTestCase {
         for seed in 0..<3 where byModel["cnn"]![seed] > byModel["c4cnn"]![seed] { wins += 1 }
         XCTAssertTrue(output.contains("cnn beats c4cnn in \(wins) of 3 seeds"), output)
         XCTAssertTrue(output.contains("cnn: seeds 0..2"), output)
+        // The parts' sweeps gathered too: at 0 degrees the mean sweep is the mean accuracy of each model.
+        XCTAssertTrue(output.contains("rotation sweep, mean test accuracy (%) over 3 seeds"), output)
+        let zeroRow = output.split(separator: "\n").first { $0.hasPrefix("        0 ") }.map(String.init) ?? ""
+        for model in ["cnn", "c4cnn"] {
+            let mean = byModel[model]!.reduce(0, +) / 3
+            XCTAssertTrue(zeroRow.contains(String(format: " %8.2f%%", 100 * mean)), "\(model): \(zeroRow)")
+        }
+        XCTAssertTrue(FileManager.default.fileExists(atPath: a.appendingPathComponent("sweep.svg").path))
 
         let empty = scratch.file("empty")
         try FileManager.default.createDirectory(at: empty, withIntermediateDirectories: true)
