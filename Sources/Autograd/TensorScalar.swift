@@ -44,6 +44,7 @@ public final class TensorKernels<Scalar: TensorScalar>: @unchecked Sendable {
     let swapLeadingAxes: (In, Out, Int, Int, Int, In?) -> Void
     let maxPool: (In, Out, UnsafeMutablePointer<Int32>, PoolingGeometry) -> Void
     let maxPoolBackward: (In, UnsafePointer<Int32>, Out, PoolingGeometry) -> Void
+    let markNonzero: (In, Int, Int, UnsafeMutablePointer<UInt64>) -> Void
     let logSoftmax: (In, Out, Int, Int, Int) -> Void
     let logSoftmaxBackward: (In, In, Out, Int, Int, Int) -> Void
     let crossEntropy: (In, UnsafePointer<Int>, Int, Int, Out) -> Scalar
@@ -64,7 +65,9 @@ public final class TensorKernels<Scalar: TensorScalar>: @unchecked Sendable {
          swapLeadingAxes: @escaping (In, Out, Int, Int, Int, In?) -> Void
              = { Scalar.swapLeadingAxesKernel($0, $1, outer: $2, middle: $3, inner: $4, bias: $5) },
          channelSums: @escaping (In, Out, Int, Int, Int) -> Void
-             = { Scalar.channelSumsKernel($0, $1, batch: $2, channels: $3, plane: $4) }) {
+             = { Scalar.channelSumsKernel($0, $1, batch: $2, channels: $3, plane: $4) },
+         markNonzero: @escaping (In, Int, Int, UnsafeMutablePointer<UInt64>) -> Void
+             = { Scalar.markNonzeroKernel($0, count: $1, first: $2, $3) }) {
         self.prefersWinograd = prefersWinograd
         self.gemm = gemm
         self.map = map
@@ -99,6 +102,7 @@ public final class TensorKernels<Scalar: TensorScalar>: @unchecked Sendable {
         }
         self.swapLeadingAxes = swapLeadingAxes
         maxPoolBackward = { Scalar.maxPoolBackwardKernel($0, $1, $2, geometry: $3) }
+        self.markNonzero = markNonzero
         logSoftmax = { Scalar.logSoftmaxKernel($0, $1, outer: $2, size: $3, inner: $4) }
         logSoftmaxBackward = { Scalar.logSoftmaxBackwardKernel($0, $1, $2, outer: $3, size: $4, inner: $5) }
         crossEntropy = { Scalar.crossEntropyKernel($0, targets: $1, rows: $2, classes: $3, $4) }
@@ -120,9 +124,9 @@ extension Double: TensorScalar {
     public static var _kernels: TensorKernels<Double> { doubleKernels }
 }
 
-/// Float: BLAS `sgemm`, Winograd by default for the convolutions it supports, the lane-mask max pooling
-/// (`Kernels/FloatKernels.swift`), and the CPU-dispatched C kernels for relu, scaling, flat adds and products, gradient
-/// accumulation, the convolution's output pass with its bias, and bias gradients (`Kernels/DispatchedKernels.swift`).
+/// Float: BLAS `sgemm`, Winograd by default for the convolutions it supports, and the CPU-dispatched C kernels for
+/// relu, scaling, flat adds and products, gradient accumulation, the convolution's output pass with its bias, bias
+/// gradients, max pooling and the nonzero masks of the Winograd zero mask (`Kernels/DispatchedKernels.swift`).
 private let floatKernels = TensorKernels<Float>(
     prefersWinograd: true,
     gemm: { transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc in
@@ -136,7 +140,8 @@ private let floatKernels = TensorKernels<Float>(
     accumulate: { Float.accumulateDispatched($0, into: $1, count: $2) },
     zip: { Float.zipDispatched($0, $1, $2, $3, $4, $5, shape: $6) },
     swapLeadingAxes: { Float.swapLeadingAxesDispatched($0, $1, outer: $2, middle: $3, inner: $4, bias: $5) },
-    channelSums: { Float.channelSumsDispatched($0, $1, batch: $2, channels: $3, plane: $4) })
+    channelSums: { Float.channelSumsDispatched($0, $1, batch: $2, channels: $3, plane: $4) },
+    markNonzero: { Float.markNonzeroDispatched($0, count: $1, first: $2, $3) })
 
 /// Double (gradient checks): BLAS `dgemm`, the exact im2col path for every convolution, the generic kernels.
 private let doubleKernels = TensorKernels<Double>(
@@ -317,6 +322,12 @@ extension TensorScalar {
     static func maxPoolBackward(_ gradOutput: UnsafePointer<Self>, _ indices: UnsafePointer<Int32>,
                                 _ gradInput: UnsafeMutablePointer<Self>, geometry: PoolingGeometry) {
         _kernels.maxPoolBackward(gradOutput, indices, gradInput, geometry)
+    }
+
+    /// Sets bit first + x of `bits` (bit b is bit b % 64 of word b / 64) for every x < count where src[x] is not zero
+    /// (NaN included); leaves the other bits as they are.
+    static func markNonzero(_ src: UnsafePointer<Self>, count: Int, first: Int, _ bits: UnsafeMutablePointer<UInt64>) {
+        _kernels.markNonzero(src, count, first, bits)
     }
 
     /// y = log_softmax(x) along the middle axis of a contiguous (outer, size, inner) tensor

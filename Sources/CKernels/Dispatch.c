@@ -7,6 +7,8 @@
 // Eight floats as one vector (clang's vector extension), loaded and stored unaligned through memcpy.
 typedef float CKV8 __attribute__((vector_size(32)));
 #define CK_LOAD(p) ({ CKV8 ck_v_; __builtin_memcpy(&ck_v_, (p), sizeof(CKV8)); ck_v_; })
+// Eight lane flags, one bit each (clang's boolean vectors): stored as one byte.
+typedef _Bool CKB8 __attribute__((ext_vector_type(8)));
 #define CK_STORE(p, v) do { CKV8 ck_v_ = (v); __builtin_memcpy((p), &ck_v_, sizeof(CKV8)); } while (0)
 
 #define CK_NAME(name) ck_##name##_baseline
@@ -49,13 +51,14 @@ typedef struct {
     ptrdiff_t (*interleave8)(const float *, ptrdiff_t, ptrdiff_t, float *, float *);
     ptrdiff_t (*deinterleave8)(const float *, ptrdiff_t, float *, ptrdiff_t, const float *);
     int (*max_pool_plane)(const float *, float *, int32_t *, const CKPoolPlane *, float *, int32_t *);
+    void (*mark_nonzero)(const float *, ptrdiff_t, ptrdiff_t, uint64_t *);
 } CKTable;
 
 #define CK_TABLE(suffix) {                                                                                        \
     ck_binary_##suffix, ck_accumulate_##suffix, ck_relu_##suffix, ck_relu_backward_##suffix, ck_scale_##suffix, \
     ck_shift_copy_##suffix, ck_sum8_##suffix, ck_winograd_input_tiles3_##suffix, ck_winograd_output_tiles3_##suffix, \
     ck_winograd_input_tiles3_adjoint_##suffix, ck_winograd_output_tiles3_adjoint_##suffix, ck_interleave8_##suffix, \
-    ck_deinterleave8_##suffix, ck_max_pool_plane_##suffix }
+    ck_deinterleave8_##suffix, ck_max_pool_plane_##suffix, ck_mark_nonzero_##suffix }
 
 static const CKTable tables[] = {
     CK_TABLE(baseline),
@@ -144,4 +147,7 @@ ptrdiff_t ck_deinterleave8(const float *src, ptrdiff_t count, float *dst, ptrdif
 int ck_max_pool_plane(const float *src, float *out, int32_t *idx, const CKPoolPlane *plane, float *colValue,
                       int32_t *colIndex) {
     return table()->max_pool_plane(src, out, idx, plane, colValue, colIndex);
+}
+void ck_mark_nonzero(const float *src, ptrdiff_t n, ptrdiff_t first, uint64_t *bits) {
+    table()->mark_nonzero(src, n, first, bits);
 }

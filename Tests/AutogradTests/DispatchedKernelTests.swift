@@ -103,4 +103,37 @@ final class DispatchedKernelTests: XCTestCase {
             XCTAssertLessThanOrEqual(relativeError(best[3], sums.map { Float($0) }), 1e-5, "\(algorithm) bias gradient")
         }
     }
+
+    /// The nonzero masks of the Winograd zero mask: on both paths the bits of the generic kernel (set where a value is
+    /// nonzero, NaN included, -0 not; other bits kept), for rows of every length up to 40 at every bit offset of a
+    /// word, over words that already hold bits.
+    func testNonzeroMasksGiveTheGenericBitsOnBothPaths() {
+        var row = values(40, seed: 9)
+        row[4] = .nan
+        row[12] = .infinity
+        row[20] = -.leastNonzeroMagnitude
+        var checked = 0
+        for count in [0, 1, 7, 8, 9, 17, 40] {
+            for first in [0, 3, 56, 57, 63, 64, 100] {
+                let words = (first + count + 63) / 64 + 1
+                let start = [UInt64](repeating: 0x8000_0000_0000_0001, count: words)
+                var generic = start
+                Float.markNonzeroKernel(row, count: count, first: first, &generic)
+                var expected = start
+                for x in 0..<count where row[x] != 0 {
+                    expected[(first + x) / 64] |= 1 << UInt64((first + x) % 64)
+                }
+                XCTAssertEqual(generic, expected, "generic, \(count) values from bit \(first)")
+                let (baseline, best) = bothPaths { () -> [UInt64] in
+                    var bits = start
+                    Float.markNonzero(row, count: count, first: first, &bits)
+                    return bits
+                }
+                XCTAssertEqual(baseline, expected, "baseline, \(count) values from bit \(first)")
+                XCTAssertEqual(best, expected, "best path, \(count) values from bit \(first)")
+                checked += 1
+            }
+        }
+        XCTAssertEqual(checked, 49)
+    }
 }

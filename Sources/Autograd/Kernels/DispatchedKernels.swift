@@ -147,4 +147,10 @@ extension Float {
             }
         }
     }
+
+    /// `markNonzero` by `ck_mark_nonzero` (eight compares to one mask byte at a time).
+    static func markNonzeroDispatched(_ src: UnsafePointer<Float>, count: Int, first: Int,
+                                      _ bits: UnsafeMutablePointer<UInt64>) {
+        ck_mark_nonzero(src, count, first, bits)
+    }
 }

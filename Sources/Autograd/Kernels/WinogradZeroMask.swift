@@ -49,31 +49,13 @@ extension TensorScalar {
             outBits.deallocate()
             inBits.deallocate()
         }
-        // Bit b of a plane's mask is grid cell b; a row of `length` values starting at cell `first` fills
-        // consecutive bits, packed a word at a time without branches.
-        @inline(__always) func markRow(_ src: UnsafePointer<Self>, _ length: Int, first: Int,
-                                       _ bits: UnsafeMutablePointer<UInt64>) {
-            var word = first >> 6, shift = UInt64(first & 63)
-            var pending: UInt64 = 0
-            for x in 0..<length {
-                pending |= UInt64(src[x] != 0 ? 1 : 0) << shift
-                shift += 1
-                if shift == 64 {
-                    bits[word] |= pending
-                    pending = 0
-                    shift = 0
-                    word += 1
-                }
-            }
-            bits[word] |= pending
-        }
         // Output gradient of (image, k) at grid (y, x); input of (image, c) at grid (y + ph, x + pw).
         Parallel.forRanges(n * k, minimumPerThread: 64) { range in
             for plane in range {
                 let bits = outBits + plane * words
                 bits.update(repeating: 0, count: words)
                 let src = gradOutput + plane * oh * ow
-                for y in 0..<oh { markRow(src + y * ow, ow, first: y * gridW, bits) }
+                for y in 0..<oh { markNonzero(src + y * ow, count: ow, first: y * gridW, bits) }
             }
         }
         let (h, w) = (g.height, g.width)
@@ -84,8 +66,8 @@ extension TensorScalar {
                 bits.update(repeating: 0, count: words)
                 let src = input + plane * h * w
                 for y in 0..<Swift.max(0, rowsInGrid) {
-                    markRow(src + y * w, Swift.max(0, columnsInGrid), first: (y + g.padHeight) * gridW + g.padWidth,
-                            bits)
+                    markNonzero(src + y * w, count: Swift.max(0, columnsInGrid),
+                                first: (y + g.padHeight) * gridW + g.padWidth, bits)
                 }
             }
         }
@@ -124,5 +106,25 @@ extension TensorScalar {
                 }
             }
         }
+    }
+}
+
+extension TensorScalar {
+    /// `markNonzero` for any element type: the row's bits packed a word at a time without branches.
+    static func markNonzeroKernel(_ src: UnsafePointer<Self>, count: Int, first: Int,
+                                  _ bits: UnsafeMutablePointer<UInt64>) {
+        var word = first >> 6, shift = UInt64(first & 63)
+        var pending: UInt64 = 0
+        for x in 0..<count {
+            pending |= UInt64(src[x] != 0 ? 1 : 0) << shift
+            shift += 1
+            if shift == 64 {
+                bits[word] |= pending
+                pending = 0
+                shift = 0
+                word += 1
+            }
+        }
+        if pending != 0 { bits[word] |= pending }
     }
 }

@@ -98,6 +98,10 @@ typedef struct {
 int ck_max_pool_plane(const float *src, float *out, int32_t *idx, const CKPoolPlane *plane, float *colValue,
                       int32_t *colIndex);
 
+/// Sets bit first + x of `bits` (bit b is bit b % 64 of word b / 64) for every x < n where src[x] != 0 (NaN
+/// included, -0 not); the other bits are left as they are. The word after the last bit written must exist.
+void ck_mark_nonzero(const float *src, ptrdiff_t n, ptrdiff_t first, uint64_t *bits);
+
 #ifdef __cplusplus
 }
 #endif
