@@ -15,6 +15,9 @@
 //   backward: dW = gy x col^T, the chunk's columns unfolded again from the input, summed over the chunks (per worker,
 //             then added up); dcol = W^T x gy, folded back onto the input by col2im (accumulating);
 //             dbias = sum of gy over N and L.
+// Large planes at stride 1 without dilation take wide columns (`Kernels/ConvolutionWideColumns.swift`): each image is
+// padded once and every row of col is one contiguous span of it, over Hout * (Wout + kw - 1) positions whose extra
+// kw - 1 per output row are dropped from y and are zeros in gy; the sums keep their terms and their order.
 
 extension Array where Element: TensorScalar {
     /// An array of `count` elements that `body` must initialise completely (no zero fill first).
