@@ -55,7 +55,7 @@ extension Float {
             Parallel.forRanges(x.count, minimumPerThread: flatMinimum) { range in
                 ck_scale(xp + range.lowerBound, s, o + range.lowerBound, range.count)
             }
-        default: mapFloat(op, x, out)
+        default: mapGeneric(op, x, out)
         }
     }
 
