@@ -49,22 +49,32 @@ extension TensorScalar {
         return UnsafePointer(scratch)
     }
 
-    /// The wide column matrix (C * kh * kw, widePlane) of one padded image; the kw - 1 positions after the last
-    /// span of each row (past the padded plane) are zero.
-    static func wideIm2col(_ padded: UnsafePointer<Self>, _ columns: UnsafeMutablePointer<Self>,
-                           geometry g: ConvolutionGeometry) {
+    /// The rows of the wide column matrix in order, tap (c, i, j) by tap: `body` gets the row's offset in the
+    /// matrix (C * kh * kw, widePlane) and the offset in the padded image (C, wideHeight, wideWidth) of its span,
+    /// widePlane - (kw - 1) long (the rest of the row lies past the padded plane).
+    @inline(__always)
+    static func forEachWideRow(_ g: ConvolutionGeometry, _ body: (_ row: Int, _ start: Int) -> Void) {
         let (kh, kw, wideW, length) = (g.kernelHeight, g.kernelWidth, g.wideWidth, g.widePlane)
-        let span = length - (kw - 1)
         let paddedPlane = g.wideHeight * wideW
-        var row = columns
+        var row = 0
         for c in 0..<g.channels {
             for i in 0..<kh {
                 for j in 0..<kw {
-                    row.update(from: padded + c * paddedPlane + i * wideW + j, count: span)
-                    (row + span).update(repeating: 0, count: kw - 1)
+                    body(row, c * paddedPlane + i * wideW + j)
                     row += length
                 }
             }
+        }
+    }
+
+    /// The wide column matrix (C * kh * kw, widePlane) of one padded image; the kw - 1 positions after each row's
+    /// span are zero.
+    static func wideIm2col(_ padded: UnsafePointer<Self>, _ columns: UnsafeMutablePointer<Self>,
+                           geometry g: ConvolutionGeometry) {
+        let tail = g.kernelWidth - 1, span = g.widePlane - tail
+        forEachWideRow(g) { row, start in
+            (columns + row).update(from: padded + start, count: span)
+            (columns + row + span).update(repeating: 0, count: tail)
         }
     }
 
@@ -72,18 +82,8 @@ extension TensorScalar {
     /// (C, wideHeight, wideWidth), taps in order as `col2im` adds them.
     static func wideCol2im(_ columns: UnsafePointer<Self>, _ padded: UnsafeMutablePointer<Self>,
                            geometry g: ConvolutionGeometry) {
-        let (kh, kw, wideW, length) = (g.kernelHeight, g.kernelWidth, g.wideWidth, g.widePlane)
-        let span = length - (kw - 1)
-        let paddedPlane = g.wideHeight * wideW
-        var row = columns
-        for c in 0..<g.channels {
-            for i in 0..<kh {
-                for j in 0..<kw {
-                    accumulate(row, into: padded + c * paddedPlane + i * wideW + j, count: span)
-                    row += length
-                }
-            }
-        }
+        let span = g.widePlane - (g.kernelWidth - 1)
+        forEachWideRow(g) { row, start in accumulate(columns + row, into: padded + start, count: span) }
     }
 
     /// (Cout, widePlane) -> (Cout, Hout, Wout): drops the extra positions of each row.
