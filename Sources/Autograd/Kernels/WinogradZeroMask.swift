@@ -71,38 +71,83 @@ extension TensorScalar {
                 }
             }
         }
+        // The union of each channel's masks over the images: a tap whose unions do not meet has no nonzero pair in
+        // any image, and needs no search image by image (the usual case of an exact zero: a channel dead in every
+        // image, or nonzeros that never line up under the tap's shift).
+        let anyOut = UnsafeMutablePointer<UInt64>.allocate(capacity: k * words)
+        let anyIn = UnsafeMutablePointer<UInt64>.allocate(capacity: c * words)
+        defer {
+            anyOut.deallocate()
+            anyIn.deallocate()
+        }
+        unionOverImages(outBits, anyOut, images: n, planes: k, words: words)
+        unionOverImages(inBits, anyIn, images: n, planes: c, words: words)
         suspects.withUnsafeBufferPointer { list in
             Parallel.forRanges(list.count, minimumPerThread: 64) { range in
                 for s in range {
                     let filter = Int(list[s].filter)
-                    var open = list[s].taps  // taps not yet seen to meet a nonzero pair
                     let (ko, ci) = (filter / c, filter % c)
-                    for image in 0..<n where open != 0 {
+                    // Taps whose unions meet: only these may have a nonzero pair; the others stay zeroed.
+                    var candidates: UInt16 = 0
+                    var remaining = list[s].taps
+                    while remaining != 0 {
+                        let tap = remaining.trailingZeroBitCount
+                        remaining &= remaining - 1
+                        if masksMeet(anyOut + ko * words, anyIn + ci * words, shift: (tap / 3) * gridW + tap % 3,
+                                     words: words) {
+                            candidates |= 1 << UInt16(tap)
+                        }
+                    }
+                    var supported: UInt16 = 0  // taps seen to meet a nonzero pair in one image
+                    for image in 0..<n where candidates & ~supported != 0 {
                         let o = outBits + (image * k + ko) * words
                         let i = inBits + (image * c + ci) * words
-                        var remaining = open
-                        while remaining != 0 {
-                            let tap = remaining.trailingZeroBitCount
-                            remaining &= remaining - 1
-                            let shift = (tap / 3) * gridW + tap % 3
-                            let (q, r) = (shift >> 6, UInt64(shift & 63))
-                            for word in 0..<(words - 1 - q) {
-                                // Input bits shifted down by `shift`: bit b of the result is input bit b + shift.
-                                var shifted = i[word + q] >> r
-                                if r != 0 { shifted |= i[word + q + 1] << (64 - r) }
-                                if o[word] & shifted != 0 {
-                                    open &= ~(1 << UInt16(tap))
-                                    break
-                                }
+                        var open = candidates & ~supported
+                        while open != 0 {
+                            let tap = open.trailingZeroBitCount
+                            open &= open - 1
+                            if masksMeet(o, i, shift: (tap / 3) * gridW + tap % 3, words: words) {
+                                supported |= 1 << UInt16(tap)
                             }
                         }
                     }
+                    var zeros = list[s].taps & ~supported
                     var tap = 0
-                    while open != 0 {
-                        if open & 1 != 0 { gradWeight[filter * 9 + tap] = 0 }
-                        open >>= 1
+                    while zeros != 0 {
+                        if zeros & 1 != 0 { gradWeight[filter * 9 + tap] = 0 }
+                        zeros >>= 1
                         tap += 1
                     }
+                }
+            }
+        }
+    }
+
+    /// True when some bit of `output` meets the bit `shift` places further on in `input` (masks of `words` words,
+    /// the last one spare).
+    @inline(__always)
+    private static func masksMeet(_ output: UnsafePointer<UInt64>, _ input: UnsafePointer<UInt64>, shift: Int,
+                                  words: Int) -> Bool {
+        let (q, r) = (shift >> 6, UInt64(shift & 63))
+        for word in 0..<(words - 1 - q) {
+            // Input bits shifted down by `shift`: bit b of the result is input bit b + shift.
+            var shifted = input[word + q] >> r
+            if r != 0 { shifted |= input[word + q + 1] << (64 - r) }
+            if output[word] & shifted != 0 { return true }
+        }
+        return false
+    }
+
+    /// union[p] = the OR of masks[image, p] over the images, for masks laid out (images, planes, words).
+    private static func unionOverImages(_ masks: UnsafePointer<UInt64>, _ union: UnsafeMutablePointer<UInt64>,
+                                        images: Int, planes: Int, words: Int) {
+        Parallel.forRanges(planes, minimumPerThread: 16) { range in
+            for p in range {
+                let u = union + p * words
+                u.update(from: masks + p * words, count: words)
+                for image in 1..<Swift.max(1, images) {
+                    let m = masks + (image * planes + p) * words
+                    for word in 0..<words { u[word] |= m[word] }
                 }
             }
         }
