@@ -45,6 +45,8 @@ public final class TensorKernels<Scalar: TensorScalar>: @unchecked Sendable {
     let maxPool: (In, Out, UnsafeMutablePointer<Int32>, PoolingGeometry) -> Void
     let maxPoolBackward: (In, UnsafePointer<Int32>, Out, PoolingGeometry) -> Void
     let markNonzero: (In, Int, Int, UnsafeMutablePointer<UInt64>) -> Void
+    let copyRows: (In, Int, Out, Int, Int, Int) -> Void
+    let addRows: (In, Int, Out, Int, Int, Int) -> Void
     let logSoftmax: (In, Out, Int, Int, Int) -> Void
     let logSoftmaxBackward: (In, In, Out, Int, Int, Int) -> Void
     let crossEntropy: (In, UnsafePointer<Int>, Int, Int, Out) -> Scalar
@@ -67,7 +69,11 @@ public final class TensorKernels<Scalar: TensorScalar>: @unchecked Sendable {
          channelSums: @escaping (In, Out, Int, Int, Int) -> Void
              = { Scalar.channelSumsKernel($0, $1, batch: $2, channels: $3, plane: $4) },
          markNonzero: @escaping (In, Int, Int, UnsafeMutablePointer<UInt64>) -> Void
-             = { Scalar.markNonzeroKernel($0, count: $1, first: $2, $3) }) {
+             = { Scalar.markNonzeroKernel($0, count: $1, first: $2, $3) },
+         copyRows: @escaping (In, Int, Out, Int, Int, Int) -> Void
+             = { Scalar.copyRowsKernel($0, stride: $1, $2, stride: $3, rows: $4, width: $5) },
+         addRows: @escaping (In, Int, Out, Int, Int, Int) -> Void
+             = { Scalar.addRowsKernel($0, stride: $1, $2, stride: $3, rows: $4, width: $5) }) {
         self.prefersWinograd = prefersWinograd
         self.gemm = gemm
         self.map = map
@@ -103,6 +109,8 @@ public final class TensorKernels<Scalar: TensorScalar>: @unchecked Sendable {
         self.swapLeadingAxes = swapLeadingAxes
         maxPoolBackward = { Scalar.maxPoolBackwardKernel($0, $1, $2, geometry: $3) }
         self.markNonzero = markNonzero
+        self.copyRows = copyRows
+        self.addRows = addRows
         logSoftmax = { Scalar.logSoftmaxKernel($0, $1, outer: $2, size: $3, inner: $4) }
         logSoftmaxBackward = { Scalar.logSoftmaxBackwardKernel($0, $1, $2, outer: $3, size: $4, inner: $5) }
         crossEntropy = { Scalar.crossEntropyKernel($0, targets: $1, rows: $2, classes: $3, $4) }
@@ -126,7 +134,7 @@ extension Double: TensorScalar {
 
 /// Float: BLAS `sgemm`, Winograd by default for the convolutions it supports, and the CPU-dispatched C kernels for
 /// relu, scaling, flat adds and products, gradient accumulation, the convolution's output pass with its bias, bias
-/// gradients, max pooling and the nonzero masks of the Winograd zero mask (`Kernels/DispatchedKernels.swift`).
+/// gradients, max pooling, the nonzero masks of the Winograd zero mask and im2col's and col2im's blocks of short rows (`Kernels/DispatchedKernels.swift`).
 private let floatKernels = TensorKernels<Float>(
     prefersWinograd: true,
     gemm: { transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc in
@@ -141,7 +149,9 @@ private let floatKernels = TensorKernels<Float>(
     zip: { Float.zipDispatched($0, $1, $2, $3, $4, $5, shape: $6) },
     swapLeadingAxes: { Float.swapLeadingAxesDispatched($0, $1, outer: $2, middle: $3, inner: $4, bias: $5) },
     channelSums: { Float.channelSumsDispatched($0, $1, batch: $2, channels: $3, plane: $4) },
-    markNonzero: { Float.markNonzeroDispatched($0, count: $1, first: $2, $3) })
+    markNonzero: { Float.markNonzeroDispatched($0, count: $1, first: $2, $3) },
+    copyRows: { Float.copyRowsDispatched($0, stride: $1, $2, stride: $3, rows: $4, width: $5) },
+    addRows: { Float.addRowsDispatched($0, stride: $1, $2, stride: $3, rows: $4, width: $5) })
 
 /// Double (gradient checks): BLAS `dgemm`, the exact im2col path for every convolution, the generic kernels.
 private let doubleKernels = TensorKernels<Double>(
@@ -328,6 +338,18 @@ extension TensorScalar {
     /// (NaN included); leaves the other bits as they are.
     static func markNonzero(_ src: UnsafePointer<Self>, count: Int, first: Int, _ bits: UnsafeMutablePointer<UInt64>) {
         _kernels.markNonzero(src, count, first, bits)
+    }
+
+    /// dst[r * dstStride + x] = src[r * srcStride + x] for r < rows, x < width: a block of short rows (im2col).
+    static func copyRows(_ src: UnsafePointer<Self>, stride srcStride: Int, _ dst: UnsafeMutablePointer<Self>,
+                         stride dstStride: Int, rows: Int, width: Int) {
+        _kernels.copyRows(src, srcStride, dst, dstStride, rows, width)
+    }
+
+    /// dst[r * dstStride + x] += src[r * srcStride + x] for r < rows, x < width: a block of short rows (col2im).
+    static func addRows(_ src: UnsafePointer<Self>, stride srcStride: Int, _ dst: UnsafeMutablePointer<Self>,
+                        stride dstStride: Int, rows: Int, width: Int) {
+        _kernels.addRows(src, srcStride, dst, dstStride, rows, width)
     }
 
     /// y = log_softmax(x) along the middle axis of a contiguous (outer, size, inner) tensor

@@ -52,13 +52,16 @@ typedef struct {
     ptrdiff_t (*deinterleave8)(const float *, ptrdiff_t, float *, ptrdiff_t, const float *);
     int (*max_pool_plane)(const float *, float *, int32_t *, const CKPoolPlane *, float *, int32_t *);
     void (*mark_nonzero)(const float *, ptrdiff_t, ptrdiff_t, uint64_t *);
+    void (*copy_rows)(const float *, ptrdiff_t, float *, ptrdiff_t, ptrdiff_t, ptrdiff_t);
+    void (*add_rows)(const float *, ptrdiff_t, float *, ptrdiff_t, ptrdiff_t, ptrdiff_t);
 } CKTable;
 
 #define CK_TABLE(suffix) {                                                                                        \
     ck_binary_##suffix, ck_accumulate_##suffix, ck_relu_##suffix, ck_relu_backward_##suffix, ck_scale_##suffix, \
     ck_shift_copy_##suffix, ck_sum8_##suffix, ck_winograd_input_tiles3_##suffix, ck_winograd_output_tiles3_##suffix, \
     ck_winograd_input_tiles3_adjoint_##suffix, ck_winograd_output_tiles3_adjoint_##suffix, ck_interleave8_##suffix, \
-    ck_deinterleave8_##suffix, ck_max_pool_plane_##suffix, ck_mark_nonzero_##suffix }
+    ck_deinterleave8_##suffix, ck_max_pool_plane_##suffix, ck_mark_nonzero_##suffix, ck_copy_rows_##suffix,        \
+    ck_add_rows_##suffix }
 
 static const CKTable tables[] = {
     CK_TABLE(baseline),
@@ -150,4 +153,12 @@ int ck_max_pool_plane(const float *src, float *out, int32_t *idx, const CKPoolPl
 }
 void ck_mark_nonzero(const float *src, ptrdiff_t n, ptrdiff_t first, uint64_t *bits) {
     table()->mark_nonzero(src, n, first, bits);
+}
+void ck_copy_rows(const float *src, ptrdiff_t srcStride, float *dst, ptrdiff_t dstStride, ptrdiff_t rows,
+                  ptrdiff_t width) {
+    table()->copy_rows(src, srcStride, dst, dstStride, rows, width);
+}
+void ck_add_rows(const float *src, ptrdiff_t srcStride, float *dst, ptrdiff_t dstStride, ptrdiff_t rows,
+                 ptrdiff_t width) {
+    table()->add_rows(src, srcStride, dst, dstStride, rows, width);
 }

@@ -107,6 +107,41 @@ final class DispatchedKernelTests: XCTestCase {
     /// The nonzero masks of the Winograd zero mask: on both paths the bits of the generic kernel (set where a value is
     /// nonzero, NaN included, -0 not; other bits kept), for rows of every length up to 40 at every bit offset of a
     /// word, over words that already hold bits.
+    /// Blocks of short rows (im2col's copies, col2im's adds) on both paths: every width from 0 to 40 (the masked
+    /// tails), strides wider than the rows, and nothing written outside the rows.
+    func testRowBlocksGiveTheGenericValuesOnBothPaths() {
+        let source = values(600, seed: 11)
+        var checked = 0
+        for width in 0...40 {
+            for (rows, srcStride, dstStride) in [(1, width, width), (3, width + 5, width), (4, width + 1, width + 9)] {
+                let start = values(rows * dstStride + 16, seed: UInt64(20 + width))
+                var expectedCopy = start, expectedAdd = start
+                for r in 0..<rows {
+                    for x in 0..<width {
+                        expectedCopy[r * dstStride + x] = source[r * srcStride + x]
+                        expectedAdd[r * dstStride + x] += source[r * srcStride + x]
+                    }
+                }
+                var generic = start
+                Float.copyRowsKernel(source, stride: srcStride, &generic, stride: dstStride, rows: rows, width: width)
+                XCTAssertEqual(generic, expectedCopy, "generic copy, width \(width)")
+                generic = start
+                Float.addRowsKernel(source, stride: srcStride, &generic, stride: dstStride, rows: rows, width: width)
+                XCTAssertEqual(generic, expectedAdd, "generic add, width \(width)")
+                let (baseline, best) = bothPaths { () -> [Float] in
+                    var copied = start, added = start
+                    Float.copyRows(source, stride: srcStride, &copied, stride: dstStride, rows: rows, width: width)
+                    Float.addRows(source, stride: srcStride, &added, stride: dstStride, rows: rows, width: width)
+                    return copied + added
+                }
+                XCTAssertEqual(baseline, expectedCopy + expectedAdd, "baseline, width \(width), \(rows) rows")
+                XCTAssertEqual(best, expectedCopy + expectedAdd, "best path, width \(width), \(rows) rows")
+                checked += 1
+            }
+        }
+        XCTAssertEqual(checked, 123)
+    }
+
     func testNonzeroMasksGiveTheGenericBitsOnBothPaths() {
         var row = values(40, seed: 9)
         row[4] = .nan

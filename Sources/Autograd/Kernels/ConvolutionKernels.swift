@@ -152,7 +152,7 @@ extension TensorScalar {
                         for i in 0..<kh {
                             for j in 0..<kw {
                                 let row = columns + ((c * kh + i) * kw + j) * rowLength + n * planeOut
-                                for oy in 0..<outH { copyRow(plane + (oy + i) * w + j, row + oy * outW, outW) }
+                                copyRows(plane + i * w + j, stride: w, row, stride: outW, rows: outH, width: outW)
                             }
                         }
                         continue
@@ -169,14 +169,25 @@ extension TensorScalar {
                     for i in 0..<kh {
                         for j in 0..<kw {
                             let row = columns + ((c * kh + i) * kw + j) * rowLength + n * planeOut
-                            for oy in 0..<outH {
-                                copyRow(padded + (oy + i) * paddedW + j, row + oy * outW, outW)
-                            }
+                            copyRows(padded + i * paddedW + j, stride: paddedW, row, stride: outW, rows: outH,
+                                     width: outW)
                         }
                     }
                 }
             }
         }
+    }
+
+    /// `copyRows` for any element type: `copyRow` row by row.
+    static func copyRowsKernel(_ src: UnsafePointer<Self>, stride srcStride: Int, _ dst: UnsafeMutablePointer<Self>,
+                               stride dstStride: Int, rows: Int, width: Int) {
+        for r in 0..<rows { copyRow(src + r * srcStride, dst + r * dstStride, width) }
+    }
+
+    /// `addRows` for any element type: `addRow` row by row.
+    static func addRowsKernel(_ src: UnsafePointer<Self>, stride srcStride: Int, _ dst: UnsafeMutablePointer<Self>,
+                              stride dstStride: Int, rows: Int, width: Int) {
+        for r in 0..<rows { addRow(src + r * srcStride, dst + r * dstStride, width) }
     }
 
     /// dst[i] += src[i] for a short row: whole vectors, then the tail.
@@ -209,14 +220,18 @@ extension TensorScalar {
             let xs = tap.columns
             if xs.isEmpty { return }
             let plane = input + planeStart, row = columns + rowStart
-            for oy in tap.rows {
+            let ys = tap.rows
+            if sw == 1 {
+                if ys.isEmpty { return }
+                addRows(row + ys.lowerBound * outW + xs.lowerBound, stride: outW,
+                        plane + (ys.lowerBound * sh + tap.rowOffset) * g.width + tap.columnOffset + xs.lowerBound,
+                        stride: sh * g.width, rows: ys.count, width: xs.count)
+                return
+            }
+            for oy in ys {
                 let src = row + oy * outW
                 let dst = plane + (oy * sh + tap.rowOffset) * g.width + tap.columnOffset
-                if sw == 1 {
-                    addRow(src + xs.lowerBound, dst + xs.lowerBound, xs.count)
-                } else {
-                    for ox in xs { dst[ox * sw] += src[ox] }
-                }
+                for ox in xs { dst[ox * sw] += src[ox] }
             }
         }
     }

@@ -153,4 +153,16 @@ extension Float {
                                       _ bits: UnsafeMutablePointer<UInt64>) {
         ck_mark_nonzero(src, count, first, bits)
     }
+
+    /// `copyRows` by `ck_copy_rows` (masked vectors for the short rows' tails).
+    static func copyRowsDispatched(_ src: UnsafePointer<Float>, stride srcStride: Int, _ dst: UnsafeMutablePointer<Float>,
+                                   stride dstStride: Int, rows: Int, width: Int) {
+        ck_copy_rows(src, srcStride, dst, dstStride, rows, width)
+    }
+
+    /// `addRows` by `ck_add_rows` (masked vectors for the short rows' tails).
+    static func addRowsDispatched(_ src: UnsafePointer<Float>, stride srcStride: Int, _ dst: UnsafeMutablePointer<Float>,
+                                  stride dstStride: Int, rows: Int, width: Int) {
+        ck_add_rows(src, srcStride, dst, dstStride, rows, width)
+    }
 }
