@@ -45,8 +45,8 @@ public final class TensorKernels<Scalar: TensorScalar>: @unchecked Sendable {
     let maxPool: (In, Out, UnsafeMutablePointer<Int32>, PoolingGeometry) -> Void
     let maxPoolBackward: (In, UnsafePointer<Int32>, Out, PoolingGeometry) -> Void
     let markNonzero: (In, Int, Int, UnsafeMutablePointer<UInt64>) -> Void
-    let copyRows: (In, Int, Out, Int, Int, Int) -> Void
-    let addRows: (In, Int, Out, Int, Int, Int) -> Void
+    let copyRows: (In, RowBlock, Out) -> Void
+    let addRows: (In, RowBlock, Out) -> Void
     let logSoftmax: (In, Out, Int, Int, Int) -> Void
     let logSoftmaxBackward: (In, In, Out, Int, Int, Int) -> Void
     let crossEntropy: (In, UnsafePointer<Int>, Int, Int, Out) -> Scalar
@@ -70,10 +70,8 @@ public final class TensorKernels<Scalar: TensorScalar>: @unchecked Sendable {
              = { Scalar.channelSumsKernel($0, $1, batch: $2, channels: $3, plane: $4) },
          markNonzero: @escaping (In, Int, Int, UnsafeMutablePointer<UInt64>) -> Void
              = { Scalar.markNonzeroKernel($0, count: $1, first: $2, $3) },
-         copyRows: @escaping (In, Int, Out, Int, Int, Int) -> Void
-             = { Scalar.copyRowsKernel($0, stride: $1, $2, stride: $3, rows: $4, width: $5) },
-         addRows: @escaping (In, Int, Out, Int, Int, Int) -> Void
-             = { Scalar.addRowsKernel($0, stride: $1, $2, stride: $3, rows: $4, width: $5) }) {
+         copyRows: @escaping (In, RowBlock, Out) -> Void = { Scalar.copyRowsKernel($0, $1, $2) },
+         addRows: @escaping (In, RowBlock, Out) -> Void = { Scalar.addRowsKernel($0, $1, $2) }) {
         self.prefersWinograd = prefersWinograd
         self.gemm = gemm
         self.map = map
@@ -150,8 +148,8 @@ private let floatKernels = TensorKernels<Float>(
     swapLeadingAxes: { Float.swapLeadingAxesDispatched($0, $1, outer: $2, middle: $3, inner: $4, bias: $5) },
     channelSums: { Float.channelSumsDispatched($0, $1, batch: $2, channels: $3, plane: $4) },
     markNonzero: { Float.markNonzeroDispatched($0, count: $1, first: $2, $3) },
-    copyRows: { Float.copyRowsDispatched($0, stride: $1, $2, stride: $3, rows: $4, width: $5) },
-    addRows: { Float.addRowsDispatched($0, stride: $1, $2, stride: $3, rows: $4, width: $5) })
+    copyRows: { Float.copyRowsDispatched($0, $1, $2) },
+    addRows: { Float.addRowsDispatched($0, $1, $2) })
 
 /// Double (gradient checks): BLAS `dgemm`, the exact im2col path for every convolution, the generic kernels.
 private let doubleKernels = TensorKernels<Double>(
@@ -340,16 +338,14 @@ extension TensorScalar {
         _kernels.markNonzero(src, count, first, bits)
     }
 
-    /// dst[r * dstStride + x] = src[r * srcStride + x] for r < rows, x < width: a block of short rows (im2col).
-    static func copyRows(_ src: UnsafePointer<Self>, stride srcStride: Int, _ dst: UnsafeMutablePointer<Self>,
-                         stride dstStride: Int, rows: Int, width: Int) {
-        _kernels.copyRows(src, srcStride, dst, dstStride, rows, width)
+    /// Copies the rows of `block` from `src` to `dst` (im2col's short rows, a block of planes at a time).
+    static func copyRows(_ src: UnsafePointer<Self>, _ block: RowBlock, _ dst: UnsafeMutablePointer<Self>) {
+        _kernels.copyRows(src, block, dst)
     }
 
-    /// dst[r * dstStride + x] += src[r * srcStride + x] for r < rows, x < width: a block of short rows (col2im).
-    static func addRows(_ src: UnsafePointer<Self>, stride srcStride: Int, _ dst: UnsafeMutablePointer<Self>,
-                        stride dstStride: Int, rows: Int, width: Int) {
-        _kernels.addRows(src, srcStride, dst, dstStride, rows, width)
+    /// Adds the rows of `block` from `src` onto `dst` (col2im's short rows, a block of planes at a time).
+    static func addRows(_ src: UnsafePointer<Self>, _ block: RowBlock, _ dst: UnsafeMutablePointer<Self>) {
+        _kernels.addRows(src, block, dst)
     }
 
     /// y = log_softmax(x) along the middle axis of a contiguous (outer, size, inner) tensor

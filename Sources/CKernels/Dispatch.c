@@ -52,8 +52,8 @@ typedef struct {
     ptrdiff_t (*deinterleave8)(const float *, ptrdiff_t, float *, ptrdiff_t, const float *);
     int (*max_pool_plane)(const float *, float *, int32_t *, const CKPoolPlane *, float *, int32_t *);
     void (*mark_nonzero)(const float *, ptrdiff_t, ptrdiff_t, uint64_t *);
-    void (*copy_rows)(const float *, ptrdiff_t, float *, ptrdiff_t, ptrdiff_t, ptrdiff_t);
-    void (*add_rows)(const float *, ptrdiff_t, float *, ptrdiff_t, ptrdiff_t, ptrdiff_t);
+    void (*copy_rows)(const float *, const CKRowBlock *, float *);
+    void (*add_rows)(const float *, const CKRowBlock *, float *);
 } CKTable;
 
 #define CK_TABLE(suffix) {                                                                                        \
@@ -154,11 +154,5 @@ int ck_max_pool_plane(const float *src, float *out, int32_t *idx, const CKPoolPl
 void ck_mark_nonzero(const float *src, ptrdiff_t n, ptrdiff_t first, uint64_t *bits) {
     table()->mark_nonzero(src, n, first, bits);
 }
-void ck_copy_rows(const float *src, ptrdiff_t srcStride, float *dst, ptrdiff_t dstStride, ptrdiff_t rows,
-                  ptrdiff_t width) {
-    table()->copy_rows(src, srcStride, dst, dstStride, rows, width);
-}
-void ck_add_rows(const float *src, ptrdiff_t srcStride, float *dst, ptrdiff_t dstStride, ptrdiff_t rows,
-                 ptrdiff_t width) {
-    table()->add_rows(src, srcStride, dst, dstStride, rows, width);
-}
+void ck_copy_rows(const float *src, const CKRowBlock *block, float *dst) { table()->copy_rows(src, block, dst); }
+void ck_add_rows(const float *src, const CKRowBlock *block, float *dst) { table()->add_rows(src, block, dst); }

@@ -108,38 +108,45 @@ final class DispatchedKernelTests: XCTestCase {
     /// nonzero, NaN included, -0 not; other bits kept), for rows of every length up to 40 at every bit offset of a
     /// word, over words that already hold bits.
     /// Blocks of short rows (im2col's copies, col2im's adds) on both paths: every width from 0 to 40 (the masked
-    /// tails), strides wider than the rows, and nothing written outside the rows.
+    /// tails), one or several planes and rows, strides wider than the rows, and nothing written outside them.
     func testRowBlocksGiveTheGenericValuesOnBothPaths() {
-        let source = values(600, seed: 11)
+        let source = values(900, seed: 11)
         var checked = 0
         for width in 0...40 {
-            for (rows, srcStride, dstStride) in [(1, width, width), (3, width + 5, width), (4, width + 1, width + 9)] {
-                let start = values(rows * dstStride + 16, seed: UInt64(20 + width))
+            for (planes, rows, pad) in [(1, 1, 0), (1, 3, 5), (2, 4, 1), (3, 2, 9)] {
+                let block = RowBlock(planes: planes, rows: rows, width: width,
+                                     source: .init(plane: rows * (width + pad) + 2, row: width + pad),
+                                     destination: .init(plane: rows * (width + 9 - pad), row: width + 9 - pad))
+                let start = values(planes * block.destination.plane + 16, seed: UInt64(20 + width))
                 var expectedCopy = start, expectedAdd = start
-                for r in 0..<rows {
-                    for x in 0..<width {
-                        expectedCopy[r * dstStride + x] = source[r * srcStride + x]
-                        expectedAdd[r * dstStride + x] += source[r * srcStride + x]
+                for p in 0..<planes {
+                    for r in 0..<rows {
+                        for x in 0..<width {
+                            let (s, d) = (block.source.offset(p, r) + x, block.destination.offset(p, r) + x)
+                            expectedCopy[d] = source[s]
+                            expectedAdd[d] += source[s]
+                        }
                     }
                 }
                 var generic = start
-                Float.copyRowsKernel(source, stride: srcStride, &generic, stride: dstStride, rows: rows, width: width)
+                Float.copyRowsKernel(source, block, &generic)
                 XCTAssertEqual(generic, expectedCopy, "generic copy, width \(width)")
                 generic = start
-                Float.addRowsKernel(source, stride: srcStride, &generic, stride: dstStride, rows: rows, width: width)
+                Float.addRowsKernel(source, block, &generic)
                 XCTAssertEqual(generic, expectedAdd, "generic add, width \(width)")
                 let (baseline, best) = bothPaths { () -> [Float] in
                     var copied = start, added = start
-                    Float.copyRows(source, stride: srcStride, &copied, stride: dstStride, rows: rows, width: width)
-                    Float.addRows(source, stride: srcStride, &added, stride: dstStride, rows: rows, width: width)
+                    Float.copyRows(source, block, &copied)
+                    Float.addRows(source, block, &added)
                     return copied + added
                 }
-                XCTAssertEqual(baseline, expectedCopy + expectedAdd, "baseline, width \(width), \(rows) rows")
-                XCTAssertEqual(best, expectedCopy + expectedAdd, "best path, width \(width), \(rows) rows")
+                let label = "width \(width), \(planes) planes of \(rows) rows"
+                XCTAssertEqual(baseline, expectedCopy + expectedAdd, "baseline, " + label)
+                XCTAssertEqual(best, expectedCopy + expectedAdd, "best path, " + label)
                 checked += 1
             }
         }
-        XCTAssertEqual(checked, 123)
+        XCTAssertEqual(checked, 164)
     }
 
     func testNonzeroMasksGiveTheGenericBitsOnBothPaths() {

@@ -74,7 +74,18 @@ struct ConvolutionGeometry: Sendable, Equatable {
         let (kh, kw) = (kernelHeight, kernelWidth)
         let planeIn = height * width, planeOut = outputHeight * outputWidth
         let rowLength = batch * planeOut
-        // Valid output ranges per kernel tap, shared by every image and channel.
+        let taps = kernelTaps()
+        Parallel.forEach(batch * channels) { task in
+            let n = task / channels, c = task % channels
+            for tap in 0..<(kh * kw) {
+                body(task * planeIn, (c * kh * kw + tap) * rowLength + n * planeOut, taps[tap])
+            }
+        }
+    }
+
+    /// The kernel taps in order (i, j), with their valid output ranges, shared by every image and channel.
+    func kernelTaps() -> [KernelTap] {
+        let (kh, kw) = (kernelHeight, kernelWidth)
         var taps: [KernelTap] = []
         taps.reserveCapacity(kh * kw)
         for i in 0..<kh {
@@ -87,13 +98,26 @@ struct ConvolutionGeometry: Sendable, Equatable {
                 taps.append(KernelTap(rows: rows, columns: columns, rowOffset: rowOffset, columnOffset: columnOffset))
             }
         }
-        Parallel.forEach(batch * channels) { task in
-            let n = task / channels, c = task % channels
-            for tap in 0..<(kh * kw) {
-                body(task * planeIn, (c * kh * kw + tap) * rowLength + n * planeOut, taps[tap])
-            }
-        }
+        return taps
     }
+}
+
+// MARK: - Blocks of short rows
+
+/// `planes` x `rows` rows of `width` elements, laid out with their own plane and row strides in the source and in
+/// the destination (`copyRows`, `addRows`): one tap of im2col or col2im over a whole chunk of planes.
+struct RowBlock: Sendable, Equatable {
+    /// Plane and row strides of one side.
+    struct Strides: Sendable, Equatable {
+        var plane: Int
+        var row: Int
+        func offset(_ p: Int, _ r: Int) -> Int { p * plane + r * row }
+    }
+    var planes: Int
+    var rows: Int
+    var width: Int
+    var source: Strides
+    var destination: Strides
 }
 
 // MARK: - Kernels
@@ -140,6 +164,24 @@ extension TensorScalar {
         // The padded plane covers every position a window reads (which may be less than the full padding).
         let paddedH = outH + kh - 1, paddedW = outW + kw - 1
         let (top, left) = (g.padHeight, g.padWidth)
+        if top == 0 && left == 0 {
+            // No padding: the windows read the planes themselves, so each row of the column matrix (one channel and
+            // tap, all images) is one block of short rows.
+            let block = RowBlock(planes: g.batch, rows: outH, width: outW,
+                                 source: .init(plane: g.channels * h * w, row: w),
+                                 destination: .init(plane: planeOut, row: outW))
+            let taps = kh * kw
+            Parallel.forRanges(g.channels * taps, minimumPerThread: Swift.max(1, (1 << 14) / Swift.max(1, rowLength))) {
+                range in
+                for r in range {
+                    let (c, tap) = (r / taps, r % taps)
+                    copyRows(input + c * h * w + (tap / kw) * w + tap % kw, block, columns + r * rowLength)
+                }
+            }
+            return
+        }
+        let tapBlock = RowBlock(planes: 1, rows: outH, width: outW, source: .init(plane: 0, row: paddedW),
+                                destination: .init(plane: 0, row: outW))
         Parallel.forRanges(g.batch * g.channels, minimumPerThread: Swift.max(1, (1 << 14) / Swift.max(1, h * w))) {
             tasks in
             BufferPool.withScratch(Self.self, count: paddedH * paddedW) { padded in
@@ -147,16 +189,6 @@ extension TensorScalar {
                 for task in tasks {
                     let n = task / g.channels, c = task % g.channels
                     let plane = input + task * h * w
-                    if top == 0 && left == 0 {
-                        // No padding: the windows read the plane itself.
-                        for i in 0..<kh {
-                            for j in 0..<kw {
-                                let row = columns + ((c * kh + i) * kw + j) * rowLength + n * planeOut
-                                copyRows(plane + i * w + j, stride: w, row, stride: outW, rows: outH, width: outW)
-                            }
-                        }
-                        continue
-                    }
                     // Rows and columns of the plane that land inside the padded area (all of them unless the
                     // padding is larger than the kernel needs).
                     let y0 = Swift.max(0, -top), y1 = Swift.min(h, paddedH - top)
@@ -169,8 +201,7 @@ extension TensorScalar {
                     for i in 0..<kh {
                         for j in 0..<kw {
                             let row = columns + ((c * kh + i) * kw + j) * rowLength + n * planeOut
-                            copyRows(padded + i * paddedW + j, stride: paddedW, row, stride: outW, rows: outH,
-                                     width: outW)
+                            copyRows(padded + i * paddedW + j, tapBlock, row)
                         }
                     }
                 }
@@ -179,15 +210,17 @@ extension TensorScalar {
     }
 
     /// `copyRows` for any element type: `copyRow` row by row.
-    static func copyRowsKernel(_ src: UnsafePointer<Self>, stride srcStride: Int, _ dst: UnsafeMutablePointer<Self>,
-                               stride dstStride: Int, rows: Int, width: Int) {
-        for r in 0..<rows { copyRow(src + r * srcStride, dst + r * dstStride, width) }
+    static func copyRowsKernel(_ src: UnsafePointer<Self>, _ b: RowBlock, _ dst: UnsafeMutablePointer<Self>) {
+        for p in 0..<b.planes {
+            for r in 0..<b.rows { copyRow(src + b.source.offset(p, r), dst + b.destination.offset(p, r), b.width) }
+        }
     }
 
     /// `addRows` for any element type: `addRow` row by row.
-    static func addRowsKernel(_ src: UnsafePointer<Self>, stride srcStride: Int, _ dst: UnsafeMutablePointer<Self>,
-                              stride dstStride: Int, rows: Int, width: Int) {
-        for r in 0..<rows { addRow(src + r * srcStride, dst + r * dstStride, width) }
+    static func addRowsKernel(_ src: UnsafePointer<Self>, _ b: RowBlock, _ dst: UnsafeMutablePointer<Self>) {
+        for p in 0..<b.planes {
+            for r in 0..<b.rows { addRow(src + b.source.offset(p, r), dst + b.destination.offset(p, r), b.width) }
+        }
     }
 
     /// dst[i] += src[i] for a short row: whole vectors, then the tail.
@@ -216,19 +249,33 @@ extension TensorScalar {
                               geometry g: ConvolutionGeometry) {
         let outW = g.outputWidth
         let (sh, sw) = (g.strideHeight, g.strideWidth)
+        if sw == 1 {
+            // Each tap of a channel adds one block of short rows over all images; the channels are the tasks (no
+            // two write the same element), and every element takes its terms in tap order, as below.
+            let taps = g.kernelTaps()
+            let planeIn = g.height * g.width, planeOut = g.outputPlane
+            let rowLength = g.batch * planeOut
+            Parallel.forRanges(g.channels, minimumPerThread: Swift.max(1, (1 << 14) / Swift.max(1, g.batch * planeIn))) {
+                range in
+                for c in range {
+                    for (t, tap) in taps.enumerated() where !tap.rows.isEmpty && !tap.columns.isEmpty {
+                        let (ys, xs) = (tap.rows, tap.columns)
+                        let block = RowBlock(planes: g.batch, rows: ys.count, width: xs.count,
+                                             source: .init(plane: planeOut, row: outW),
+                                             destination: .init(plane: g.channels * planeIn, row: sh * g.width))
+                        addRows(columns + (c * taps.count + t) * rowLength + ys.lowerBound * outW + xs.lowerBound,
+                                block, input + c * planeIn + (ys.lowerBound * sh + tap.rowOffset) * g.width
+                                    + tap.columnOffset + xs.lowerBound)
+                    }
+                }
+            }
+            return
+        }
         g.forEachKernelTap { planeStart, rowStart, tap in
             let xs = tap.columns
             if xs.isEmpty { return }
             let plane = input + planeStart, row = columns + rowStart
-            let ys = tap.rows
-            if sw == 1 {
-                if ys.isEmpty { return }
-                addRows(row + ys.lowerBound * outW + xs.lowerBound, stride: outW,
-                        plane + (ys.lowerBound * sh + tap.rowOffset) * g.width + tap.columnOffset + xs.lowerBound,
-                        stride: sh * g.width, rows: ys.count, width: xs.count)
-                return
-            }
-            for oy in ys {
+            for oy in tap.rows {
                 let src = row + oy * outW
                 let dst = plane + (oy * sh + tap.rowOffset) * g.width + tap.columnOffset
                 for ox in xs { dst[ox * sw] += src[ox] }

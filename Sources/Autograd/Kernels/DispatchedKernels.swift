@@ -155,14 +155,22 @@ extension Float {
     }
 
     /// `copyRows` by `ck_copy_rows` (masked vectors for the short rows' tails).
-    static func copyRowsDispatched(_ src: UnsafePointer<Float>, stride srcStride: Int, _ dst: UnsafeMutablePointer<Float>,
-                                   stride dstStride: Int, rows: Int, width: Int) {
-        ck_copy_rows(src, srcStride, dst, dstStride, rows, width)
+    static func copyRowsDispatched(_ src: UnsafePointer<Float>, _ block: RowBlock, _ dst: UnsafeMutablePointer<Float>) {
+        var b = block.c
+        ck_copy_rows(src, &b, dst)
     }
 
     /// `addRows` by `ck_add_rows` (masked vectors for the short rows' tails).
-    static func addRowsDispatched(_ src: UnsafePointer<Float>, stride srcStride: Int, _ dst: UnsafeMutablePointer<Float>,
-                                  stride dstStride: Int, rows: Int, width: Int) {
-        ck_add_rows(src, srcStride, dst, dstStride, rows, width)
+    static func addRowsDispatched(_ src: UnsafePointer<Float>, _ block: RowBlock, _ dst: UnsafeMutablePointer<Float>) {
+        var b = block.c
+        ck_add_rows(src, &b, dst)
+    }
+}
+
+extension RowBlock {
+    /// The same block for the C kernels.
+    var c: CKRowBlock {
+        CKRowBlock(planes: planes, rows: rows, width: width, srcPlaneStride: source.plane, srcRowStride: source.row,
+                   dstPlaneStride: destination.plane, dstRowStride: destination.row)
     }
 }

@@ -46,12 +46,15 @@ typedef enum {
 void ck_binary(CKBinaryOp op, const float *a, const float *b, float *out, ptrdiff_t n);
 /// dst[i] += src[i] for i < n.
 void ck_accumulate(const float *src, float *dst, ptrdiff_t n);
-/// dst[r * dstStride + x] = src[r * srcStride + x] for r < rows, x < width (rows that do not overlap).
-void ck_copy_rows(const float *src, ptrdiff_t srcStride, float *dst, ptrdiff_t dstStride, ptrdiff_t rows,
-                  ptrdiff_t width);
-/// dst[r * dstStride + x] += src[r * srcStride + x] for r < rows, x < width (rows that do not overlap).
-void ck_add_rows(const float *src, ptrdiff_t srcStride, float *dst, ptrdiff_t dstStride, ptrdiff_t rows,
-                 ptrdiff_t width);
+/// A block of `planes` x `rows` rows of `width` floats, in the source and in the destination (rows that do not
+/// overlap).
+typedef struct {
+    ptrdiff_t planes, rows, width, srcPlaneStride, srcRowStride, dstPlaneStride, dstRowStride;
+} CKRowBlock;
+/// dst[p * dstPlaneStride + r * dstRowStride + x] = src[p * srcPlaneStride + r * srcRowStride + x] over the block.
+void ck_copy_rows(const float *src, const CKRowBlock *block, float *dst);
+/// dst[p * dstPlaneStride + r * dstRowStride + x] += src[p * srcPlaneStride + r * srcRowStride + x] over the block.
+void ck_add_rows(const float *src, const CKRowBlock *block, float *dst);
 /// y[i] = x[i] > 0 ? x[i] : 0 (NaN gives 0).
 void ck_relu(const float *x, float *y, ptrdiff_t n);
 /// dx[i] = y[i] > 0 ? g[i] : 0.
