@@ -90,22 +90,21 @@ extension TensorScalar {
     static func packWide(_ wide: UnsafePointer<Self>, _ output: UnsafeMutablePointer<Self>, channels: Int,
                          geometry g: ConvolutionGeometry) {
         let (outH, outW, wideW) = (g.outputHeight, g.outputWidth, g.wideWidth)
-        for o in 0..<channels {
-            for y in 0..<outH {
-                copyRow(wide + o * g.widePlane + y * wideW, output + (o * outH + y) * outW, outW)
-            }
-        }
+        copyRows(wide, RowBlock(planes: channels, rows: outH, width: outW, source: .init(plane: g.widePlane, row: wideW),
+                                destination: .init(plane: outH * outW, row: outW)), output)
     }
 
     /// (Cout, Hout, Wout) -> (Cout, widePlane) with zeros at the extra positions.
     static func unpackWide(_ compact: UnsafePointer<Self>, _ wide: UnsafeMutablePointer<Self>, channels: Int,
                            geometry g: ConvolutionGeometry) {
         let (outH, outW, wideW) = (g.outputHeight, g.outputWidth, g.wideWidth)
+        copyRows(compact, RowBlock(planes: channels, rows: outH, width: outW,
+                                   source: .init(plane: outH * outW, row: outW),
+                                   destination: .init(plane: g.widePlane, row: wideW)), wide)
         for o in 0..<channels {
             for y in 0..<outH {
-                let dst = wide + o * g.widePlane + y * wideW
-                copyRow(compact + (o * outH + y) * outW, dst, outW)
-                (dst + outW).update(repeating: 0, count: wideW - outW)
+                let extra = wide + o * g.widePlane + y * wideW + outW
+                for x in 0..<(wideW - outW) { extra[x] = 0 }
             }
         }
     }
