@@ -152,8 +152,9 @@ extension TensorScalar {
         }
     }
 
-    /// `im2col` for stride 1 and no dilation: each plane is first copied into a zero-padded scratch plane, so that
-    /// every row of the column matrix is a plain copy with no bounds tests.
+    /// `im2col` for stride 1 and no dilation. Without padding, each row of the column matrix (a channel and a tap)
+    /// is one `copyRows` block over all images; with padding, each plane is first copied into a zero-padded scratch
+    /// plane, so that every tap is a block copy with no bounds tests.
     static func im2colUnitStride(_ input: UnsafePointer<Self>, _ columns: UnsafeMutablePointer<Self>,
                                  geometry g: ConvolutionGeometry) {
         let (kh, kw) = (g.kernelHeight, g.kernelWidth)
@@ -479,7 +480,6 @@ extension TensorScalar {
         defer { partials.deallocate() }
         let wide = g.usesWideColumns
         g.forEachChunk { n0, count, worker in
-            let columns = count * plane
             // Worker 0 accumulates straight into the result, the others into blocks summed at the end.
             var beta: Self = 1
             if partials[worker] == nil {
@@ -494,6 +494,7 @@ extension TensorScalar {
                                images: n0, count: count, geometry: g)
                 return
             }
+            let columns = count * plane
             BufferPool.withScratch(Self.self, count: (k + (perImage ? 0 : outChannels)) * columns) { col in
                 if perImage {
                     for n in n0..<(n0 + count) {
