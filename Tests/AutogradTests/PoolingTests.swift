@@ -70,39 +70,43 @@ final class PoolingTests: XCTestCase {
 
     /// Float's max-pool kernel (CKernels' two vector passes, on the baseline and the best path) gives the scalar
     /// scan's values and indices bit for bit: values from five levels (ties everywhere), a -inf, a plane with a NaN
-    /// (redone by the scan) and a plane of -inf only, over 2-D and 3-D windows, strides and paddings.
+    /// (redone by the scan) and a plane of -inf only, over 2-D and 3-D windows, strides and paddings, on rows of 21
+    /// and of 301 columns (more than the 128 outputs per block of the 3-wide, stride-2 column pass).
     func testFloatKernelMatchesTheScanOnBothPaths() {
         defer { CPUKernels.select(baseline: false) }
         var generator = SeededRandom(seed: 31)
         var checked = 0
-        for kernel in [[1, 3, 3], [1, 2, 2], [2, 3, 2], [1, 1, 4], [1, 3, 1], [3, 2, 5]] {
-            for stride in [[1, 1, 1], [1, 2, 2], [2, 1, 3], [1, 3, 1], [2, 2, 4]] {
-                for padding in [[0, 0, 0], [0, 1, 1], [1, 1, 0], [1, 0, 2]]
-                where zip(padding, kernel).allSatisfy({ 2 * $0 <= $1 }) {
-                    let g = PoolingGeometry(planes: 4, depth: 3, height: 9, width: 21, kernel: kernel,
-                                            stride: stride, padding: padding)
-                    let inPlane = g.inputPlane, outCount = 4 * g.outputPlane
-                    var x = (0..<(4 * inPlane)).map { _ in Float(Int.random(in: -2...2, using: &generator)) }
-                    x[5] = -.infinity
-                    x[inPlane + 17] = .nan
-                    for i in (2 * inPlane)..<(3 * inPlane) { x[i] = -.infinity }
-                    var scanned = [Float](repeating: 0, count: outCount)
-                    var scannedIndices = [Int32](repeating: 0, count: outCount)
-                    Float.maxPoolScanning(x, &scanned, &scannedIndices, geometry: g)
-                    for baseline in [true, false] {
-                        CPUKernels.select(baseline: baseline)
-                        var pooled = [Float](repeating: 0, count: outCount)
-                        var indices = [Int32](repeating: 0, count: outCount)
-                        Float.maxPool(x, &pooled, &indices, geometry: g)
-                        let what = "kernel \(kernel) stride \(stride) padding \(padding) baseline \(baseline)"
-                        XCTAssertEqual(pooled.map(\.bitPattern), scanned.map(\.bitPattern), what)
-                        XCTAssertEqual(indices, scannedIndices, what)
+        for width in [21, 301] {
+            for kernel in [[1, 3, 3], [1, 2, 2], [2, 3, 2], [1, 1, 4], [1, 3, 1], [3, 2, 5]] {
+                for stride in [[1, 1, 1], [1, 2, 2], [2, 1, 3], [1, 3, 1], [2, 2, 4]] {
+                    for padding in [[0, 0, 0], [0, 1, 1], [1, 1, 0], [1, 0, 2]]
+                    where zip(padding, kernel).allSatisfy({ 2 * $0 <= $1 }) {
+                        let g = PoolingGeometry(planes: 4, depth: 3, height: 9, width: width, kernel: kernel,
+                                                stride: stride, padding: padding)
+                        let inPlane = g.inputPlane, outCount = 4 * g.outputPlane
+                        var x = (0..<(4 * inPlane)).map { _ in Float(Int.random(in: -2...2, using: &generator)) }
+                        x[5] = -.infinity
+                        x[inPlane + 17] = .nan
+                        for i in (2 * inPlane)..<(3 * inPlane) { x[i] = -.infinity }
+                        var scanned = [Float](repeating: 0, count: outCount)
+                        var scannedIndices = [Int32](repeating: 0, count: outCount)
+                        Float.maxPoolScanning(x, &scanned, &scannedIndices, geometry: g)
+                        for baseline in [true, false] {
+                            CPUKernels.select(baseline: baseline)
+                            var pooled = [Float](repeating: 0, count: outCount)
+                            var indices = [Int32](repeating: 0, count: outCount)
+                            Float.maxPool(x, &pooled, &indices, geometry: g)
+                            let what = "width \(width) kernel \(kernel) stride \(stride) padding \(padding) "
+                                + "baseline \(baseline)"
+                            XCTAssertEqual(pooled.map(\.bitPattern), scanned.map(\.bitPattern), what)
+                            XCTAssertEqual(indices, scannedIndices, what)
+                        }
+                        checked += 1
                     }
-                    checked += 1
                 }
             }
         }
-        XCTAssertEqual(checked, 65)
+        XCTAssertEqual(checked, 130)
     }
 
     func testMaxPoolTiesGoToFirstAndNaNPropagates() {
