@@ -103,8 +103,7 @@ extension TensorScalar {
                                    destination: .init(plane: g.widePlane, row: wideW)), wide)
         for o in 0..<channels {
             for y in 0..<outH {
-                let extra = wide + o * g.widePlane + y * wideW + outW
-                for x in 0..<(wideW - outW) { extra[x] = 0 }
+                (wide + o * g.widePlane + y * wideW + outW).update(repeating: 0, count: wideW - outW)
             }
         }
     }

@@ -82,6 +82,8 @@ extension TensorScalar {
         }
         unionOverImages(outBits, anyOut, images: n, planes: k, words: words)
         unionOverImages(inBits, anyIn, images: n, planes: c, words: words)
+        // Tap (i, j) is a shift by i grid rows and j columns.
+        let shifts = (0..<9).map { ($0 / 3) * gridW + $0 % 3 }
         suspects.withUnsafeBufferPointer { list in
             Parallel.forRanges(list.count, minimumPerThread: 64) { range in
                 for s in range {
@@ -93,8 +95,7 @@ extension TensorScalar {
                     while remaining != 0 {
                         let tap = remaining.trailingZeroBitCount
                         remaining &= remaining - 1
-                        if masksMeet(anyOut + ko * words, anyIn + ci * words, shift: (tap / 3) * gridW + tap % 3,
-                                     words: words) {
+                        if masksMeet(anyOut + ko * words, anyIn + ci * words, shift: shifts[tap], words: words) {
                             candidates |= 1 << UInt16(tap)
                         }
                     }
@@ -106,7 +107,7 @@ extension TensorScalar {
                         while open != 0 {
                             let tap = open.trailingZeroBitCount
                             open &= open - 1
-                            if masksMeet(o, i, shift: (tap / 3) * gridW + tap % 3, words: words) {
+                            if masksMeet(o, i, shift: shifts[tap], words: words) {
                                 supported |= 1 << UInt16(tap)
                             }
                         }
