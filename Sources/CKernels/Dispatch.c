@@ -10,6 +10,13 @@ typedef float CKV8 __attribute__((vector_size(32)));
 // Eight lane flags, one bit each (clang's boolean vectors): stored as one byte.
 typedef _Bool CKB8 __attribute__((ext_vector_type(8)));
 #define CK_STORE(p, v) do { CKV8 ck_v_ = (v); __builtin_memcpy((p), &ck_v_, sizeof(CKV8)); } while (0)
+// Four and two floats, the same way (short rows).
+typedef float CKV4 __attribute__((vector_size(16)));
+typedef float CKV2 __attribute__((vector_size(8)));
+#define CK_LOAD4(p) ({ CKV4 ck_v_; __builtin_memcpy(&ck_v_, (p), sizeof(CKV4)); ck_v_; })
+#define CK_STORE4(p, v) do { CKV4 ck_v_ = (v); __builtin_memcpy((p), &ck_v_, sizeof(CKV4)); } while (0)
+#define CK_LOAD2(p) ({ CKV2 ck_v_; __builtin_memcpy(&ck_v_, (p), sizeof(CKV2)); ck_v_; })
+#define CK_STORE2(p, v) do { CKV2 ck_v_ = (v); __builtin_memcpy((p), &ck_v_, sizeof(CKV2)); } while (0)
 
 #define CK_NAME(name) ck_##name##_baseline
 #define CK_TARGET
@@ -28,8 +35,10 @@ typedef _Bool CKB8 __attribute__((ext_vector_type(8)));
 #undef CK_TARGET
 #define CK_NAME(name) ck_##name##_avx512
 #define CK_TARGET __attribute__((target("avx512f,avx512vl,avx2,fma")))
+#define CK_MASKED_TAILS 1
 #include "Variants.inc"
 #include "WinogradVariants.inc"
+#undef CK_MASKED_TAILS
 #undef CK_NAME
 #undef CK_TARGET
 #endif

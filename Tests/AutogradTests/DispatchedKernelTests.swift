@@ -1,8 +1,9 @@
 import XCTest
 @testable import Autograd
 
-/// The CPU-dispatched Float kernels (`Kernels/DispatchedKernels.swift`, the C target CKernels): the baseline path and
-/// the best path of this CPU give the same bits, and both agree with the generic Swift kernels (Double's table).
+/// The CPU-dispatched Float kernels (`Kernels/DispatchedKernels.swift`, the C target CKernels): every path this CPU
+/// supports (baseline, AVX2, AVX-512) gives the same bits, and they agree with the generic Swift kernels (Double's
+/// table).
 final class DispatchedKernelTests: XCTestCase {
     override func tearDown() {
         CPUKernels.select(baseline: false)
@@ -21,12 +22,11 @@ final class DispatchedKernelTests: XCTestCase {
         }
     }
 
-    /// `body` on the baseline path and on the best path: the two results.
-    private func bothPaths<T>(_ body: () -> T) -> (baseline: T, best: T) {
-        CPUKernels.select(baseline: true)
-        let baseline = body()
-        CPUKernels.select(baseline: false)
-        return (baseline, body())
+    /// `body` on every path the CPU supports, baseline first: the paths' names and results.
+    private func everyPath<T>(_ body: () -> T) -> [(path: String, value: T)] {
+        let results = CPUKernels.onEveryPath(body)
+        XCTAssertEqual(results.first?.path, "baseline")
+        return results
     }
 
     private func bits(_ x: [Float]) -> [UInt32] { x.map(\.bitPattern) }
@@ -36,19 +36,22 @@ final class DispatchedKernelTests: XCTestCase {
         XCTAssertTrue(["baseline", "avx2+fma", "avx512f"].contains(CPUKernels.select(baseline: false)))
     }
 
-    func testElementwiseKernelsGiveTheSameBitsOnBothPaths() {
+    func testElementwiseKernelsGiveTheSameBitsOnEveryPath() {
         let n = 1000 + 13
         let a = Tensor(shape: [n], scalars: values(n, seed: 1))
         let b = Tensor(shape: [n], scalars: values(n, seed: 2).map { $0 == 0 ? 0.5 : $0 })
         for name in ["add", "sub", "mul", "div", "maximum", "relu", "scale"] {
-            let (baseline, best) = bothPaths { withoutGradients { apply(name, a, b).scalars } }
-            XCTAssertEqual(bits(baseline), bits(best), "\(name): baseline and \(CPUKernels.path) differ")
+            let results = everyPath { withoutGradients { apply(name, a, b).scalars } }
+            for (path, value) in results.dropFirst() {
+                XCTAssertEqual(bits(results[0].value), bits(value), "\(name): baseline and \(path) differ")
+            }
             // The generic kernels in Double, rounded to Float, give the same values (each op is one rounding).
             let reference = withoutGradients {
                 apply(name, Tensor(shape: [n], scalars: a.scalars.map(Double.init)),
                       Tensor(shape: [n], scalars: b.scalars.map(Double.init))).scalars
             }
-            XCTAssertEqual(best, reference.map { Float($0) }, "\(name): dispatched kernel against the generic one")
+            XCTAssertEqual(results[0].value, reference.map { Float($0) },
+                           "\(name): dispatched kernel against the generic one")
         }
     }
 
@@ -64,38 +67,40 @@ final class DispatchedKernelTests: XCTestCase {
         }
     }
 
-    func testReluGradientAndAccumulationGiveTheSameBitsOnBothPaths() {
+    func testReluGradientAndAccumulationGiveTheSameBitsOnEveryPath() {
         let n = 777
         let x0 = Tensor(shape: [n], scalars: values(n, seed: 3))
         let seed = Tensor(shape: [n], scalars: values(n, seed: 4))
-        let (baseline, best) = bothPaths { () -> [Float] in
+        let results = everyPath { () -> [Float] in
             let x = x0.requiringGradient()
             // x used twice: its gradient is accumulated from both uses.
             (x.relu() + x * 2).backward(seed: seed)
             return x.grad!.scalars
         }
-        XCTAssertEqual(bits(baseline), bits(best))
         let expected = zip(x0.scalars, seed.scalars).map { x, g in (x > 0 ? g : 0) + g * 2 }
-        XCTAssertEqual(best, expected)
+        for (path, value) in results { XCTAssertEqual(value, expected, path) }
     }
 
     /// The convolution's output pass (reorder with the bias add) and its bias gradient (channel sums), through
-    /// im2col and Winograd: the same bits on both paths, and the direct sums within float32 rounding.
-    func testConvolutionBiasPassesAgreeOnBothPaths() {
+    /// im2col and Winograd: the same bits on every path, and the direct sums within float32 rounding.
+    func testConvolutionBiasPassesAgreeOnEveryPath() {
         var generator = SeededRandom(seed: 5)
         let x0 = Tensor<Float>.normal(shape: [3, 5, 9, 7], generator: &generator)
         let w0 = Tensor<Float>.normal(shape: [6, 5, 3, 3], std: 0.3, generator: &generator)
         let b0 = Tensor<Float>.normal(shape: [6], generator: &generator)
         let g = Tensor<Float>.normal(shape: [3, 6, 9, 7], generator: &generator)
         for algorithm in [ConvolutionAlgorithm.im2col, .fastest] {
-            let (baseline, best) = bothPaths { () -> [[Float]] in
+            let results = everyPath { () -> [[Float]] in
                 let (x, w, b) = (x0.requiringGradient(), w0.requiringGradient(), b0.requiringGradient())
                 let y = x.conv2d(weight: w, bias: b, padding: (1, 1), algorithm: algorithm)
                 y.backward(seed: g)
                 return [y.scalars, x.grad!.scalars, w.grad!.scalars, b.grad!.scalars]
             }
-            for part in 0..<4 {
-                XCTAssertEqual(bits(baseline[part]), bits(best[part]), "\(algorithm) part \(part)")
+            let baseline = results[0].value, best = results.last!.value
+            for (path, value) in results.dropFirst() {
+                for part in 0..<4 {
+                    XCTAssertEqual(bits(baseline[part]), bits(value[part]), "\(algorithm) part \(part) on \(path)")
+                }
             }
             // The bias gradient against the sum in Double.
             var sums = [Double](repeating: 0, count: 6)
@@ -104,12 +109,10 @@ final class DispatchedKernelTests: XCTestCase {
         }
     }
 
-    /// The nonzero masks of the Winograd zero mask: on both paths the bits of the generic kernel (set where a value is
-    /// nonzero, NaN included, -0 not; other bits kept), for rows of every length up to 40 at every bit offset of a
-    /// word, over words that already hold bits.
-    /// Blocks of short rows (im2col's copies, col2im's adds) on both paths: every width from 0 to 40 (the masked
-    /// tails), one or several planes and rows, strides wider than the rows, and nothing written outside them.
-    func testRowBlocksGiveTheGenericValuesOnBothPaths() {
+    /// Blocks of short rows (im2col's copies, col2im's adds) on every path: every width from 0 to 40 (masked tails on
+    /// AVX-512, overlapping vectors of eight, four or two elsewhere), one or several planes and rows, strides wider
+    /// than the rows, and nothing written outside them.
+    func testRowBlocksGiveTheGenericValuesOnEveryPath() {
         let source = values(900, seed: 11)
         var checked = 0
         for width in 0...40 {
@@ -134,22 +137,25 @@ final class DispatchedKernelTests: XCTestCase {
                 generic = start
                 Float.addRowsKernel(source, block, &generic)
                 XCTAssertEqual(generic, expectedAdd, "generic add, width \(width)")
-                let (baseline, best) = bothPaths { () -> [Float] in
+                let results = everyPath { () -> [Float] in
                     var copied = start, added = start
                     Float.copyRows(source, block, &copied)
                     Float.addRows(source, block, &added)
                     return copied + added
                 }
-                let label = "width \(width), \(planes) planes of \(rows) rows"
-                XCTAssertEqual(baseline, expectedCopy + expectedAdd, "baseline, " + label)
-                XCTAssertEqual(best, expectedCopy + expectedAdd, "best path, " + label)
+                for (path, value) in results {
+                    XCTAssertEqual(value, expectedCopy + expectedAdd, "\(path), width \(width), \(planes) planes of \(rows) rows")
+                }
                 checked += 1
             }
         }
         XCTAssertEqual(checked, 164)
     }
 
-    func testNonzeroMasksGiveTheGenericBitsOnBothPaths() {
+    /// The nonzero masks of the Winograd zero mask: on every path the bits of the generic kernel (set where a value is
+    /// nonzero, NaN included, -0 not; other bits kept), for rows of every length up to 40 at every bit offset of a
+    /// word, over words that already hold bits.
+    func testNonzeroMasksGiveTheGenericBitsOnEveryPath() {
         var row = values(40, seed: 9)
         row[4] = .nan
         row[12] = .infinity
@@ -166,13 +172,14 @@ final class DispatchedKernelTests: XCTestCase {
                     expected[(first + x) / 64] |= 1 << UInt64((first + x) % 64)
                 }
                 XCTAssertEqual(generic, expected, "generic, \(count) values from bit \(first)")
-                let (baseline, best) = bothPaths { () -> [UInt64] in
+                let results = everyPath { () -> [UInt64] in
                     var bits = start
                     Float.markNonzero(row, count: count, first: first, &bits)
                     return bits
                 }
-                XCTAssertEqual(baseline, expected, "baseline, \(count) values from bit \(first)")
-                XCTAssertEqual(best, expected, "best path, \(count) values from bit \(first)")
+                for (path, value) in results {
+                    XCTAssertEqual(value, expected, "\(path), \(count) values from bit \(first)")
+                }
                 checked += 1
             }
         }

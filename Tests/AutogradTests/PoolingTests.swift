@@ -68,15 +68,15 @@ final class PoolingTests: XCTestCase {
                                               stride: [2, 3, 2], padding: [1, 1, 0]))
     }
 
-    /// Float's max-pool kernel (CKernels' two vector passes, on the baseline and the best path) gives the scalar
-    /// scan's values and indices bit for bit: values from five levels (ties everywhere), a -inf, a plane with a NaN
-    /// (redone by the scan) and a plane of -inf only, over 2-D and 3-D windows, strides and paddings, on rows of 21
-    /// and of 301 columns (more than the 128 outputs per block of the 3-wide, stride-2 column pass).
-    func testFloatKernelMatchesTheScanOnBothPaths() {
-        defer { CPUKernels.select(baseline: false) }
+    /// Float's max-pool kernel (CKernels' two vector passes, on every path the CPU supports) gives the scalar scan's
+    /// values and indices bit for bit: values from five levels (ties everywhere), a -inf, a plane with a NaN (redone
+    /// by the scan) and a plane of -inf only, over 2-D and 3-D windows, strides and paddings, on rows of 5, 9, 16, 21
+    /// and 301 columns (shorter than a vector; whole vectors with and without an overlapping last one; more than the
+    /// 128 outputs per block of the 3-wide, stride-2 column pass).
+    func testFloatKernelMatchesTheScanOnEveryPath() {
         var generator = SeededRandom(seed: 31)
         var checked = 0
-        for width in [21, 301] {
+        for width in [5, 9, 16, 21, 301] {
             for kernel in [[1, 3, 3], [1, 2, 2], [2, 3, 2], [1, 1, 4], [1, 3, 1], [3, 2, 5]] {
                 for stride in [[1, 1, 1], [1, 2, 2], [2, 1, 3], [1, 3, 1], [2, 2, 4]] {
                     for padding in [[0, 0, 0], [0, 1, 1], [1, 1, 0], [1, 0, 2]]
@@ -91,13 +91,14 @@ final class PoolingTests: XCTestCase {
                         var scanned = [Float](repeating: 0, count: outCount)
                         var scannedIndices = [Int32](repeating: 0, count: outCount)
                         Float.maxPoolScanning(x, &scanned, &scannedIndices, geometry: g)
-                        for baseline in [true, false] {
-                            CPUKernels.select(baseline: baseline)
+                        let results = CPUKernels.onEveryPath { () -> ([Float], [Int32]) in
                             var pooled = [Float](repeating: 0, count: outCount)
                             var indices = [Int32](repeating: 0, count: outCount)
                             Float.maxPool(x, &pooled, &indices, geometry: g)
-                            let what = "width \(width) kernel \(kernel) stride \(stride) padding \(padding) "
-                                + "baseline \(baseline)"
+                            return (pooled, indices)
+                        }
+                        for (path, (pooled, indices)) in results {
+                            let what = "width \(width) kernel \(kernel) stride \(stride) padding \(padding) on \(path)"
                             XCTAssertEqual(pooled.map(\.bitPattern), scanned.map(\.bitPattern), what)
                             XCTAssertEqual(indices, scannedIndices, what)
                         }
@@ -106,7 +107,7 @@ final class PoolingTests: XCTestCase {
                 }
             }
         }
-        XCTAssertEqual(checked, 130)
+        XCTAssertEqual(checked, 325)
     }
 
     func testMaxPoolTiesGoToFirstAndNaNPropagates() {

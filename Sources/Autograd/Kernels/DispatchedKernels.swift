@@ -20,6 +20,18 @@ public enum CPUKernels {
         ck_set_path(baseline ? CKPathBaseline : ck_best_path())
         return path
     }
+
+    /// Runs `body` once on every path the CPU supports, baseline first (on an AVX-512 machine: baseline, AVX2,
+    /// AVX-512), then selects the best path again; the paths' names with the results. For tests that compare them.
+    static func onEveryPath<T>(_ body: () throws -> T) rethrows -> [(path: String, value: T)] {
+        defer { ck_set_path(ck_best_path()) }
+        var results: [(path: String, value: T)] = []
+        for raw in CKPathBaseline.rawValue...ck_best_path().rawValue {
+            ck_set_path(CKPath(rawValue: raw))
+            results.append((path, try body()))
+        }
+        return results
+    }
 }
 
 extension Float {
