@@ -93,4 +93,36 @@ final class MatmulTests: XCTestCase {
         let expected = x.matmul(w.transposed()) + b
         XCTAssertLessThan(relativeError(y.scalars, expected.scalars), 1e-12)
     }
+
+    /// The BLAS wrapper clears C itself for beta = 0 (and calls BLAS with beta = 1): every element of the m x n block
+    /// is the product whatever C held before (NaN included), the columns between n and ldc are untouched, and
+    /// beta = 1 still adds to C. Float and Double.
+    func testGemmWithZeroBetaOverwritesOnlyTheBlock() {
+        func check<T: TensorScalar & BinaryFloatingPoint>(_: T.Type) {
+            let (m, n, k, ldc) = (5, 7, 3, 10)
+            let a = (0..<(m * k)).map { T($0 % 5) - 2 }
+            let b = (0..<(k * n)).map { T($0 % 7) * 0.5 - 1 }
+            var expected = [T](repeating: 0, count: m * n)
+            for i in 0..<m {
+                for j in 0..<n {
+                    for p in 0..<k { expected[i * n + j] += a[i * k + p] * b[p * n + j] }
+                }
+            }
+            var c = [T](repeating: .nan, count: m * ldc)
+            for i in 0..<m { for j in n..<ldc { c[i * ldc + j] = T(100 + i * ldc + j) } }
+            T.gemm(transA: false, transB: false, m: m, n: n, k: k, alpha: 1, a: a, lda: k, b: b, ldb: n, beta: 0,
+                   c: &c, ldc: ldc)
+            for i in 0..<m {
+                XCTAssertEqual(Array(c[(i * ldc)..<(i * ldc + n)]), Array(expected[(i * n)..<(i * n + n)]), "row \(i)")
+                for j in n..<ldc { XCTAssertEqual(c[i * ldc + j], T(100 + i * ldc + j), "gap at \(i), \(j)") }
+            }
+            T.gemm(transA: false, transB: false, m: m, n: n, k: k, alpha: 1, a: a, lda: k, b: b, ldb: n, beta: 1,
+                   c: &c, ldc: ldc)
+            for i in 0..<m {
+                XCTAssertEqual(Array(c[(i * ldc)..<(i * ldc + n)]), expected[(i * n)..<(i * n + n)].map { 2 * $0 })
+            }
+        }
+        check(Float.self)
+        check(Double.self)
+    }
 }
