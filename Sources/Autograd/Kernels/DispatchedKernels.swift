@@ -166,13 +166,15 @@ extension Float {
         ck_mark_nonzero(src, count, first, bits)
     }
 
-    /// `copyRows` by `ck_copy_rows` (masked vectors for the short rows' tails).
+    /// `copyRows` by `ck_copy_rows` (short rows' tails as masked vectors on AVX-512, as one overlapping vector
+    /// elsewhere).
     static func copyRowsDispatched(_ src: UnsafePointer<Float>, _ block: RowBlock, _ dst: UnsafeMutablePointer<Float>) {
         var b = block.c
         ck_copy_rows(src, &b, dst)
     }
 
-    /// `addRows` by `ck_add_rows` (masked vectors for the short rows' tails).
+    /// `addRows` by `ck_add_rows` (short rows' tails as masked vectors on AVX-512, as one overlapping vector
+    /// elsewhere).
     static func addRowsDispatched(_ src: UnsafePointer<Float>, _ block: RowBlock, _ dst: UnsafeMutablePointer<Float>) {
         var b = block.c
         ck_add_rows(src, &b, dst)
