@@ -130,9 +130,10 @@ extension Double: TensorScalar {
     public static var _kernels: TensorKernels<Double> { doubleKernels }
 }
 
-/// Float: BLAS `sgemm`, Winograd by default for the convolutions it supports, and the CPU-dispatched C kernels for
-/// relu, scaling, flat adds and products, gradient accumulation, the convolution's output pass with its bias, bias
-/// gradients, max pooling, the nonzero masks of the Winograd zero mask and im2col's and col2im's blocks of short rows (`Kernels/DispatchedKernels.swift`).
+/// Float: BLAS `sgemm` (C cleared here for beta = 0), Winograd by default for the convolutions it supports, and the
+/// CPU-dispatched C kernels for relu, scaling, flat adds and products, gradient accumulation, the convolution's output
+/// pass with its bias, bias gradients, max pooling, the nonzero masks of the Winograd zero mask and im2col's and
+/// col2im's blocks of short rows (`Kernels/DispatchedKernels.swift`).
 private let floatKernels = TensorKernels<Float>(
     prefersWinograd: true,
     gemm: { transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc in
@@ -152,7 +153,8 @@ private let floatKernels = TensorKernels<Float>(
     copyRows: { Float.copyRowsDispatched($0, $1, $2) },
     addRows: { Float.addRowsDispatched($0, $1, $2) })
 
-/// Double (gradient checks): BLAS `dgemm`, the exact im2col path for every convolution, the generic kernels.
+/// Double (gradient checks): BLAS `dgemm` (C cleared here for beta = 0), the exact im2col path for every
+/// convolution, the generic kernels.
 private let doubleKernels = TensorKernels<Double>(
     prefersWinograd: false,
     gemm: { transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc in

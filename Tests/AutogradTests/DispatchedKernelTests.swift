@@ -144,7 +144,8 @@ final class DispatchedKernelTests: XCTestCase {
                     return copied + added
                 }
                 for (path, value) in results {
-                    XCTAssertEqual(value, expectedCopy + expectedAdd, "\(path), width \(width), \(planes) planes of \(rows) rows")
+                    XCTAssertEqual(value, expectedCopy + expectedAdd,
+                                   "\(path), width \(width), \(planes) planes of \(rows) rows")
                 }
                 checked += 1
             }
