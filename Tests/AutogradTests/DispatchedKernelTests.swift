@@ -78,7 +78,10 @@ final class DispatchedKernelTests: XCTestCase {
             return x.grad!.scalars
         }
         let expected = zip(x0.scalars, seed.scalars).map { x, g in (x > 0 ? g : 0) + g * 2 }
-        for (path, value) in results { XCTAssertEqual(value, expected, path) }
+        for (path, value) in results {
+            XCTAssertEqual(bits(value), bits(results[0].value), "baseline and \(path) differ")
+            XCTAssertEqual(value, expected, path)
+        }
     }
 
     /// The convolution's output pass (reorder with the bias add) and its bias gradient (channel sums), through
