@@ -1,4 +1,5 @@
 import CBLAS
+import CKernels
 import Foundation
 
 /// The element types a `Tensor` can hold: `Float` (the framework's working precision) and `Double` (for gradient
@@ -44,7 +45,7 @@ public final class TensorKernels<Scalar: TensorScalar>: @unchecked Sendable {
     let swapLeadingAxes: (In, Out, Int, Int, Int, In?) -> Void
     let maxPool: (In, Out, UnsafeMutablePointer<Int32>, PoolingGeometry) -> Void
     let maxPoolBackward: (In, UnsafePointer<Int32>, Out, PoolingGeometry) -> Void
-    let markNonzero: (In, Int, Int, UnsafeMutablePointer<UInt64>) -> Void
+    let markNonzero: (In, CKNonzeroBlock, UnsafeMutablePointer<UInt64>) -> Void
     let copyRows: (In, RowBlock, Out) -> Void
     let addRows: (In, RowBlock, Out) -> Void
     let logSoftmax: (In, Out, Int, Int, Int) -> Void
@@ -68,8 +69,8 @@ public final class TensorKernels<Scalar: TensorScalar>: @unchecked Sendable {
              = { Scalar.swapLeadingAxesKernel($0, $1, outer: $2, middle: $3, inner: $4, bias: $5) },
          channelSums: @escaping (In, Out, Int, Int, Int) -> Void
              = { Scalar.channelSumsKernel($0, $1, batch: $2, channels: $3, plane: $4) },
-         markNonzero: @escaping (In, Int, Int, UnsafeMutablePointer<UInt64>) -> Void
-             = { Scalar.markNonzeroKernel($0, count: $1, first: $2, $3) },
+         markNonzero: @escaping (In, CKNonzeroBlock, UnsafeMutablePointer<UInt64>) -> Void
+             = { Scalar.markNonzeroKernel($0, $1, $2) },
          copyRows: @escaping (In, RowBlock, Out) -> Void = { Scalar.copyRowsKernel($0, $1, $2) },
          addRows: @escaping (In, RowBlock, Out) -> Void = { Scalar.addRowsKernel($0, $1, $2) }) {
         self.prefersWinograd = prefersWinograd
@@ -149,7 +150,7 @@ private let floatKernels = TensorKernels<Float>(
     zip: { Float.zipDispatched($0, $1, $2, $3, $4, $5, shape: $6) },
     swapLeadingAxes: { Float.swapLeadingAxesDispatched($0, $1, outer: $2, middle: $3, inner: $4, bias: $5) },
     channelSums: { Float.channelSumsDispatched($0, $1, batch: $2, channels: $3, plane: $4) },
-    markNonzero: { Float.markNonzeroDispatched($0, count: $1, first: $2, $3) },
+    markNonzero: { Float.markNonzeroDispatched($0, $1, $2) },
     copyRows: { Float.copyRowsDispatched($0, $1, $2) },
     addRows: { Float.addRowsDispatched($0, $1, $2) })
 
@@ -351,10 +352,10 @@ extension TensorScalar {
         _kernels.maxPoolBackward(gradOutput, indices, gradInput, geometry)
     }
 
-    /// Sets bit first + x of `bits` (bit b is bit b % 64 of word b / 64) for every x < count where src[x] is not zero
-    /// (NaN included); leaves the other bits as they are.
-    static func markNonzero(_ src: UnsafePointer<Self>, count: Int, first: Int, _ bits: UnsafeMutablePointer<UInt64>) {
-        _kernels.markNonzero(src, count, first, bits)
+    /// Sets the bits of the nonzero values (NaN included) of the rows of `block` in their planes' masks (see
+    /// `CKNonzeroBlock`; bit b is bit b % 64 of word b / 64); leaves the other bits as they are.
+    static func markNonzero(_ src: UnsafePointer<Self>, _ block: CKNonzeroBlock, _ bits: UnsafeMutablePointer<UInt64>) {
+        _kernels.markNonzero(src, block, bits)
     }
 
     /// Copies the rows of `block` from `src` to `dst` (im2col's short rows, a block of planes at a time).

@@ -59,10 +59,12 @@ typedef struct {
     void (*winograd_output_tiles3)(const float *, float *, const CKWinogradTiles *);
     void (*winograd_input_tiles3_adjoint)(const float *, float *, const CKWinogradTiles *);
     void (*winograd_output_tiles3_adjoint)(const float *, float *, const CKWinogradTiles *);
+    void (*winograd_filters)(const float *, float *, const CKWinogradFilters *, ptrdiff_t, ptrdiff_t);
     ptrdiff_t (*interleave8)(const float *, ptrdiff_t, ptrdiff_t, float *, float *);
     ptrdiff_t (*deinterleave8)(const float *, ptrdiff_t, float *, ptrdiff_t, const float *);
     int (*max_pool_plane)(const float *, float *, int32_t *, const CKPoolPlane *, float *, int32_t *);
-    void (*mark_nonzero)(const float *, ptrdiff_t, ptrdiff_t, uint64_t *);
+    void (*mark_nonzero)(const float *, const CKNonzeroBlock *, uint64_t *);
+    float (*max_magnitude)(const float *, ptrdiff_t);
     void (*copy_rows)(const float *, const CKRowBlock *, float *);
     void (*add_rows)(const float *, const CKRowBlock *, float *);
 } CKTable;
@@ -70,9 +72,9 @@ typedef struct {
 #define CK_TABLE(suffix) {                                                                                        \
     ck_binary_##suffix, ck_accumulate_##suffix, ck_relu_##suffix, ck_relu_backward_##suffix, ck_scale_##suffix, \
     ck_shift_copy_##suffix, ck_sum8_##suffix, ck_winograd_input_tiles3_##suffix, ck_winograd_output_tiles3_##suffix, \
-    ck_winograd_input_tiles3_adjoint_##suffix, ck_winograd_output_tiles3_adjoint_##suffix, ck_interleave8_##suffix, \
-    ck_deinterleave8_##suffix, ck_max_pool_plane_##suffix, ck_mark_nonzero_##suffix, ck_copy_rows_##suffix,        \
-    ck_add_rows_##suffix }
+    ck_winograd_input_tiles3_adjoint_##suffix, ck_winograd_output_tiles3_adjoint_##suffix,                        \
+    ck_winograd_filters_##suffix, ck_interleave8_##suffix, ck_deinterleave8_##suffix, ck_max_pool_plane_##suffix, \
+    ck_mark_nonzero_##suffix, ck_max_magnitude_##suffix, ck_copy_rows_##suffix, ck_add_rows_##suffix }
 
 static const CKTable tables[] = {
     CK_TABLE(baseline),
@@ -152,6 +154,10 @@ void ck_winograd_input_tiles3_adjoint(const float *dv, float *scratch, const CKW
 void ck_winograd_output_tiles3_adjoint(const float *scratch, float *dm, const CKWinogradTiles *tiles) {
     table()->winograd_output_tiles3_adjoint(scratch, dm, tiles);
 }
+void ck_winograd_filters(const float *weight, float *u, const CKWinogradFilters *filters, ptrdiff_t firstChannel,
+                         ptrdiff_t endChannel) {
+    table()->winograd_filters(weight, u, filters, firstChannel, endChannel);
+}
 ptrdiff_t ck_interleave8(const float *src, ptrdiff_t planeStride, ptrdiff_t count, float *dst, float *sum) {
     return table()->interleave8(src, planeStride, count, dst, sum);
 }
@@ -162,8 +168,9 @@ int ck_max_pool_plane(const float *src, float *out, int32_t *idx, const CKPoolPl
                       int32_t *colIndex) {
     return table()->max_pool_plane(src, out, idx, plane, colValue, colIndex);
 }
-void ck_mark_nonzero(const float *src, ptrdiff_t n, ptrdiff_t first, uint64_t *bits) {
-    table()->mark_nonzero(src, n, first, bits);
+void ck_mark_nonzero(const float *src, const CKNonzeroBlock *block, uint64_t *bits) {
+    table()->mark_nonzero(src, block, bits);
 }
+float ck_max_magnitude(const float *x, ptrdiff_t n) { return table()->max_magnitude(x, n); }
 void ck_copy_rows(const float *src, const CKRowBlock *block, float *dst) { table()->copy_rows(src, block, dst); }
 void ck_add_rows(const float *src, const CKRowBlock *block, float *dst) { table()->add_rows(src, block, dst); }

@@ -1,4 +1,5 @@
 import XCTest
+import CKernels
 @testable import Autograd
 
 /// The CPU-dispatched Float kernels (`Kernels/DispatchedKernels.swift`, the C target CKernels): every path this CPU
@@ -157,36 +158,132 @@ final class DispatchedKernelTests: XCTestCase {
     }
 
     /// The nonzero masks of the Winograd zero mask: on every path the bits of the generic kernel (set where a value is
-    /// nonzero, NaN included, -0 not; other bits kept), for rows of every length up to 40 at every bit offset of a
-    /// word, over words that already hold bits.
+    /// nonzero, NaN included, -0 not; other bits kept), for rows of every length up to 40 starting at every bit
+    /// offset of a word, one row or blocks of two planes of three strided rows, over words that already hold bits.
     func testNonzeroMasksGiveTheGenericBitsOnEveryPath() {
-        var row = values(40, seed: 9)
-        row[4] = .nan
-        row[12] = .infinity
-        row[20] = -.leastNonzeroMagnitude
+        var data = values(400, seed: 9)
+        for i in stride(from: 4, to: 400, by: 37) { data[i] = .nan }
+        for i in stride(from: 12, to: 400, by: 41) { data[i] = .infinity }
+        for i in stride(from: 20, to: 400, by: 43) { data[i] = -.leastNonzeroMagnitude }
         var checked = 0
         for count in [0, 1, 7, 8, 9, 17, 40] {
             for first in [0, 3, 56, 57, 63, 64, 100] {
-                let words = (first + count + 63) / 64 + 1
-                let start = [UInt64](repeating: 0x8000_0000_0000_0001, count: words)
-                var generic = start
-                Float.markNonzeroKernel(row, count: count, first: first, &generic)
-                var expected = start
-                for x in 0..<count where row[x] != 0 {
-                    expected[(first + x) / 64] |= 1 << UInt64((first + x) % 64)
+                for (planes, rows) in [(1, 1), (2, 3)] {
+                    let (rowStride, bitRowStride) = (count + 3, count + 7)
+                    let planeStride = rows * rowStride + 1
+                    let words = (first + (rows - 1) * bitRowStride + count + 63) / 64 + 1
+                    let block = CKNonzeroBlock(planes: planes, rows: rows, width: count, srcPlaneStride: planeStride,
+                                               srcRowStride: rowStride, first: first, bitRowStride: bitRowStride,
+                                               bitPlaneWords: words)
+                    let start = [UInt64](repeating: 0x8000_0000_0000_0001, count: planes * words)
+                    var expected = start
+                    for p in 0..<planes {
+                        for r in 0..<rows {
+                            for x in 0..<count where data[p * planeStride + r * rowStride + x] != 0 {
+                                let bit = first + r * bitRowStride + x
+                                expected[p * words + bit / 64] |= 1 << UInt64(bit % 64)
+                            }
+                        }
+                    }
+                    let what = "\(planes) x \(rows) rows of \(count) from bit \(first)"
+                    var generic = start
+                    Float.markNonzeroKernel(data, block, &generic)
+                    XCTAssertEqual(generic, expected, "generic, \(what)")
+                    let results = everyPath { () -> [UInt64] in
+                        var bits = start
+                        Float.markNonzero(data, block, &bits)
+                        return bits
+                    }
+                    for (path, value) in results {
+                        XCTAssertEqual(value, expected, "\(path), \(what)")
+                    }
+                    checked += 1
                 }
-                XCTAssertEqual(generic, expected, "generic, \(count) values from bit \(first)")
-                let results = everyPath { () -> [UInt64] in
-                    var bits = start
-                    Float.markNonzero(row, count: count, first: first, &bits)
-                    return bits
+            }
+        }
+        XCTAssertEqual(checked, 98)
+    }
+
+    /// The largest magnitude the zero mask's threshold comes from: on every path that of a scan in Double, NaN
+    /// skipped, for lengths with and without a vector tail and the largest value anywhere.
+    func testLargestMagnitudeIsTheScansOnEveryPath() {
+        var checked = 0
+        for count in [0, 1, 7, 8, 9, 17, 40, 203] {
+            for place in Set([0, count / 2, Swift.max(0, count - 1)]) {
+                var x = values(count, seed: UInt64(60 + count))
+                if count > 0 {
+                    x[place] = -9.5
+                    x[(place + 3) % count] = .nan
                 }
-                for (path, value) in results {
-                    XCTAssertEqual(value, expected, "\(path), \(count) values from bit \(first)")
+                let expected = x.filter { !$0.isNaN }.map { Double(abs($0)) }.max() ?? 0
+                for (path, value) in everyPath({ Float.largestMagnitude(x, count: count) }) {
+                    XCTAssertEqual(Double(value), expected, "\(path), \(count) values, largest at \(place)")
                 }
+                let double = x.map(Double.init)
+                XCTAssertEqual(Double.largestMagnitude(double, count: count), expected, "Double, \(count) values")
                 checked += 1
             }
         }
-        XCTAssertEqual(checked, 49)
+        XCTAssertEqual(checked, 20)
+    }
+
+    /// The Winograd filter transform U = G g G^T (both blocks; filter counts that fill the 8 lanes and that leave
+    /// some empty): on every path the bits of the generic Swift kernel, the empty lanes zero, and U within float32
+    /// rounding of G g G^T in Double.
+    func testWinogradFilterTransformGivesTheGenericBitsOnEveryPath() {
+        var checked = 0
+        for (k, c) in [(16, 3), (13, 5), (3, 2)] {
+            for block in [3, 5] {
+                let g = WinogradGeometry(batch: 1, channels: c, height: 9, width: 9, outChannels: k,
+                                         padding: (1, 1), block: block)
+                let weight = values(k * c * 9, seed: UInt64(40 + k + block))
+                let count = g.positions * c * g.outLanes
+                var generic = [Float](repeating: .nan, count: count)
+                weight.withUnsafeBufferPointer { w in
+                    generic.withUnsafeMutableBufferPointer { u in
+                        Float.winogradFiltersGeneric(w.baseAddress!, u.baseAddress!, channels: 0..<c, geometry: g)
+                    }
+                }
+                let results = everyPath { () -> [Float] in
+                    var u = [Float](repeating: .nan, count: count)
+                    weight.withUnsafeBufferPointer { w in
+                        u.withUnsafeMutableBufferPointer { Float.winogradFiltersKernel(w.baseAddress!, $0.baseAddress!,
+                                                                                        geometry: g) }
+                    }
+                    return u
+                }
+                for (path, value) in results {
+                    let differing = zip(bits(value), bits(generic)).filter { $0 != $1 }.count
+                    XCTAssertEqual(differing, 0, "values differing, k \(k), c \(c), block \(block) on \(path)")
+                }
+                // U[position (a, b)][ci][ko] against G g G^T in Double; the lanes from k on are zero.
+                let (n, m) = (g.tile, g.filterMatrix)
+                var worst = 0.0
+                for a in 0..<n {
+                    for b in 0..<n {
+                        for ci in 0..<c {
+                            for ko in 0..<g.outLanes {
+                                let got = Double(generic[((a * n + b) * c + ci) * g.outLanes + ko])
+                                guard ko < k else {
+                                    XCTAssertEqual(got, 0, "empty lane \(ko), block \(block)")
+                                    continue
+                                }
+                                var sum = 0.0
+                                let filter = (ko * c + ci) * 9
+                                for i in 0..<3 {
+                                    for j in 0..<3 {
+                                        sum += m[a * 3 + i] * Double(weight[filter + i * 3 + j]) * m[b * 3 + j]
+                                    }
+                                }
+                                worst = max(worst, abs(got - sum))
+                            }
+                        }
+                    }
+                }
+                XCTAssertLessThanOrEqual(worst, 1e-5, "G g G^T, k \(k), c \(c), block \(block)")
+                checked += 1
+            }
+        }
+        XCTAssertEqual(checked, 6)
     }
 }

@@ -161,9 +161,10 @@ extension Float {
     }
 
     /// `markNonzero` by `ck_mark_nonzero` (eight compares to one mask byte at a time).
-    static func markNonzeroDispatched(_ src: UnsafePointer<Float>, count: Int, first: Int,
+    static func markNonzeroDispatched(_ src: UnsafePointer<Float>, _ block: CKNonzeroBlock,
                                       _ bits: UnsafeMutablePointer<UInt64>) {
-        ck_mark_nonzero(src, count, first, bits)
+        var b = block
+        ck_mark_nonzero(src, &b, bits)
     }
 
     /// `copyRows` by `ck_copy_rows` (short rows' tails as masked vectors on AVX-512, as one overlapping vector

@@ -1,17 +1,37 @@
 // Winograd convolution: the filter transform U = G g G^T, the forward pass, the backward pass (input, weight and
 // bias gradients) and the weight gradient by rows of tile positions (overview: WinogradGeometry.swift).
 
+import CKernels
+
 // MARK: - Kernels
 
 extension TensorScalar {
     static func winogradFiltersKernel(_ weight: UnsafePointer<Self>, _ u: UnsafeMutablePointer<Self>,
                                        geometry g: WinogradGeometry) {
         let (k, c) = (g.outChannels, g.channels)
+        // Input channels outermost, so that each position's row of U is written in order, 8 filters at a time.
+        Parallel.forRanges(c, minimumPerThread: Swift.max(1, 4096 / Swift.max(1, k))) { channels in
+            if Self.self == Float.self {
+                // Float: the CPU-dispatched C loop (CKernels), the same sums as `winogradFiltersGeneric`.
+                var sizes = CKWinogradFilters(outChannels: k, channels: c, lanes: g.outLanes, block: g.block)
+                ck_winograd_filters(UnsafeRawPointer(weight).assumingMemoryBound(to: Float.self),
+                                    UnsafeMutableRawPointer(u).assumingMemoryBound(to: Float.self), &sizes,
+                                    channels.lowerBound, channels.upperBound)
+            } else {
+                winogradFiltersGeneric(weight, u, channels: channels, geometry: g)
+            }
+        }
+    }
+
+    /// `winogradFiltersKernel` over the input channels `channels` in Swift's SIMD8 (Double's path, and the reference
+    /// of the C loop's bits in the tests).
+    static func winogradFiltersGeneric(_ weight: UnsafePointer<Self>, _ u: UnsafeMutablePointer<Self>,
+                                       channels: Range<Int>, geometry g: WinogradGeometry) {
+        let (k, c) = (g.outChannels, g.channels)
         let lanes = g.outLanes
         let positionStride = c * lanes
         let filterStride = c * 9
-        // Input channels outermost, so that each position's row of U is written in order, 8 filters at a time.
-        Parallel.forRanges(c, minimumPerThread: Swift.max(1, 4096 / Swift.max(1, k))) { channels in
+        do {
             withUnsafeTemporaryAllocation(of: Lanes.self, capacity: 32) { buffer in
                 let t = buffer.baseAddress!, taps = buffer.baseAddress! + 21
                 for ci in channels {

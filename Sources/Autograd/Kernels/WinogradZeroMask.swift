@@ -1,3 +1,5 @@
+import CKernels
+
 // MARK: - The zero mask of the Winograd weight gradient
 //
 // A direct convolution's weight gradient is an exact zero where no term of its sum is nonzero; the Winograd sums
@@ -18,18 +20,7 @@ extension TensorScalar {
     static func winogradZeroUnsupported(_ gradWeight: UnsafeMutablePointer<Self>, gradOutput: UnsafePointer<Self>,
                                         input: UnsafePointer<Self>, geometry g: WinogradGeometry) {
         let (k, c, n) = (g.outChannels, g.channels, g.batch)
-        let count = k * c * 9
-        // The largest magnitude (eight running maxima, so the loop is not one long dependency chain).
-        var lanes = Lanes()
-        var i = 0
-        while i + 8 <= count {
-            let v = load8(gradWeight + i)
-            lanes = pointwiseMax(lanes, pointwiseMax(v, .zero - v))
-            i += 8
-        }
-        var largest = lanes.max()
-        while i < count { largest = Swift.max(largest, Swift.abs(gradWeight[i])); i += 1 }
-        let threshold = largest * Self(1e-4)
+        let threshold = largestMagnitude(gradWeight, count: k * c * 9) * Self(1e-4)
         // Suspects, grouped by filter (k, c): the filter index and a mask of its suspect taps.
         var suspects: [(filter: Int32, taps: UInt16)] = []
         for filter in 0..<(k * c) {
@@ -51,25 +42,22 @@ extension TensorScalar {
         }
         // Output gradient of (image, k) at grid (y, x); input of (image, c) at grid (y + ph, x + pw).
         Parallel.forRanges(n * k, minimumPerThread: 64) { range in
-            for plane in range {
-                let bits = outBits + plane * words
-                bits.update(repeating: 0, count: words)
-                let src = gradOutput + plane * oh * ow
-                for y in 0..<oh { markNonzero(src + y * ow, count: ow, first: y * gridW, bits) }
-            }
+            let bits = outBits + range.lowerBound * words
+            bits.update(repeating: 0, count: range.count * words)
+            markNonzero(gradOutput + range.lowerBound * oh * ow,
+                        CKNonzeroBlock(planes: range.count, rows: oh, width: ow, srcPlaneStride: oh * ow,
+                                       srcRowStride: ow, first: 0, bitRowStride: gridW, bitPlaneWords: words), bits)
         }
         let (h, w) = (g.height, g.width)
         let rowsInGrid = Swift.min(h, oh + 2 - g.padHeight), columnsInGrid = Swift.min(w, gridW - g.padWidth)
         Parallel.forRanges(n * c, minimumPerThread: 64) { range in
-            for plane in range {
-                let bits = inBits + plane * words
-                bits.update(repeating: 0, count: words)
-                let src = input + plane * h * w
-                for y in 0..<Swift.max(0, rowsInGrid) {
-                    markNonzero(src + y * w, count: Swift.max(0, columnsInGrid),
-                                first: (y + g.padHeight) * gridW + g.padWidth, bits)
-                }
-            }
+            let bits = inBits + range.lowerBound * words
+            bits.update(repeating: 0, count: range.count * words)
+            markNonzero(input + range.lowerBound * h * w,
+                        CKNonzeroBlock(planes: range.count, rows: Swift.max(0, rowsInGrid),
+                                       width: Swift.max(0, columnsInGrid), srcPlaneStride: h * w, srcRowStride: w,
+                                       first: g.padHeight * gridW + g.padWidth, bitRowStride: gridW,
+                                       bitPlaneWords: words), bits)
         }
         // The union of each channel's masks over the images: a tap whose unions do not meet has no nonzero pair in
         // any image, and needs no search image by image (the usual case of an exact zero: a channel dead in every
@@ -100,7 +88,8 @@ extension TensorScalar {
                         }
                     }
                     var supported: UInt16 = 0  // taps seen to meet a nonzero pair in one image
-                    for image in 0..<n where candidates & ~supported != 0 {
+                    for image in 0..<n {
+                        guard candidates & ~supported != 0 else { break }
                         let o = outBits + (image * k + ko) * words
                         let i = inBits + (image * c + ci) * words
                         var open = candidates & ~supported
@@ -156,9 +145,29 @@ extension TensorScalar {
 }
 
 extension TensorScalar {
-    /// `markNonzero` for any element type: the row's bits packed a word at a time without branches.
-    static func markNonzeroKernel(_ src: UnsafePointer<Self>, count: Int, first: Int,
+    /// The largest magnitude of `count` values (NaN skipped; 0 for none): Float's by `ck_max_magnitude`.
+    static func largestMagnitude(_ x: UnsafePointer<Self>, count: Int) -> Self {
+        if Self.self == Float.self {
+            return Self(ck_max_magnitude(UnsafeRawPointer(x).assumingMemoryBound(to: Float.self), count))
+        }
+        var largest: Self = 0
+        for i in 0..<count where Swift.abs(x[i]) > largest { largest = Swift.abs(x[i]) }
+        return largest
+    }
+
+    /// `markNonzero` for any element type: each row's bits packed a word at a time without branches.
+    static func markNonzeroKernel(_ src: UnsafePointer<Self>, _ block: CKNonzeroBlock,
                                   _ bits: UnsafeMutablePointer<UInt64>) {
+        for p in 0..<block.planes {
+            for r in 0..<block.rows {
+                markNonzeroRow(src + p * block.srcPlaneStride + r * block.srcRowStride, count: block.width,
+                               first: block.first + r * block.bitRowStride, bits + p * block.bitPlaneWords)
+            }
+        }
+    }
+
+    private static func markNonzeroRow(_ src: UnsafePointer<Self>, count: Int, first: Int,
+                                       _ bits: UnsafeMutablePointer<UInt64>) {
         var word = first >> 6, shift = UInt64(first & 63)
         var pending: UInt64 = 0
         for x in 0..<count {

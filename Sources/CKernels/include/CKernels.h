@@ -82,6 +82,17 @@ void ck_winograd_input_tiles3_adjoint(const float *dv, float *scratch, const CKW
 /// The adjoint of `ck_winograd_output_tiles3`: dM[xi][tile][lanes] = A dY A^T from the output-gradient scratch.
 void ck_winograd_output_tiles3_adjoint(const float *scratch, float *dm, const CKWinogradTiles *tiles);
 
+/// The sizes of a Winograd filter transform: `outChannels` x `channels` 3x3 filters, output blocks of `block` (3 or 5,
+/// tiles of 5 or 7), U's rows of `lanes` floats (`outChannels` rounded up to a multiple of 8).
+typedef struct {
+    ptrdiff_t outChannels, channels, lanes, block;
+} CKWinogradFilters;
+
+/// U[position][ci][lanes] = G g G^T of every filter g = weight[k][ci] for the input channels
+/// firstChannel ..< endChannel; the lanes past `outChannels` are set to zero.
+void ck_winograd_filters(const float *weight, float *u, const CKWinogradFilters *filters, ptrdiff_t firstChannel,
+                         ptrdiff_t endChannel);
+
 /// dst[x * 8 + l] = src[l * planeStride + x] for the whole blocks of 8 x in 0..<count; returns the x it stopped at.
 /// With `sum` (8 floats), stores there the lane sums of the copied blocks, block by block, each block's eight values
 /// summed pairwise ((0 + 1) + (2 + 3)) + ((4 + 5) + (6 + 7)).
@@ -107,9 +118,20 @@ typedef struct {
 int ck_max_pool_plane(const float *src, float *out, int32_t *idx, const CKPoolPlane *plane, float *colValue,
                       int32_t *colIndex);
 
-/// Sets bit first + x of `bits` (bit b is bit b % 64 of word b / 64) for every x < n where src[x] != 0 (NaN
-/// included, -0 not); the other bits are left as they are. The word after the last bit written must exist.
-void ck_mark_nonzero(const float *src, ptrdiff_t n, ptrdiff_t first, uint64_t *bits);
+/// A block of `planes` x `rows` rows of `width` floats and its bit masks: row r of plane p starts at
+/// src[p * srcPlaneStride + r * srcRowStride] and at bit first + r * bitRowStride of the plane's mask, which starts at
+/// word p * bitPlaneWords.
+typedef struct {
+    ptrdiff_t planes, rows, width, srcPlaneStride, srcRowStride, first, bitRowStride, bitPlaneWords;
+} CKNonzeroBlock;
+
+/// Sets bit b + x of a plane's mask (bit b is bit b % 64 of word b / 64) for every x of a row starting at bit b
+/// where the row's value is nonzero (NaN included, -0 not); the other bits are left as they are. The word after the
+/// last bit written must exist.
+void ck_mark_nonzero(const float *src, const CKNonzeroBlock *block, uint64_t *bits);
+
+/// The largest |x[i]| for i < n, NaN skipped (0 for n = 0).
+float ck_max_magnitude(const float *x, ptrdiff_t n);
 
 #ifdef __cplusplus
 }
