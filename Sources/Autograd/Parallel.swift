@@ -1,4 +1,5 @@
 import CBLAS
+import CKernels
 import Foundation
 import Synchronization
 
@@ -321,11 +322,14 @@ public enum BLASLibrary {
     }
 
     /// A one-line description, e.g. "OpenBLAS 0.3.21 DYNAMIC_ARCH NO_AFFINITY Haswell MAX_THREADS=64, single-threaded
-    /// calls split over 2 framework threads".
+    /// calls split over 2 framework threads", with a note when the framework chose OpenBLAS's kernels
+    /// (`chooseCore(current:suited:forced:)`).
     public static var description: String {
+        prepare()
         if let config = symbol("openblas_get_config", as: GetConfig.self), let text = config() {
+            let note = coreChange.map { "; kernels \($0.to) chosen for this CPU (OpenBLAS had taken \($0.from))" }
             return "\(String(cString: text)), \(threads) BLAS thread(s) per call, products split over "
-                + "\(Parallel.threads) framework thread(s)"
+                + "\(Parallel.threads) framework thread(s)" + (note ?? "")
         }
         return "reference or unknown BLAS (not OpenBLAS: expect it to be much slower; install libopenblas0-pthread)"
     }
@@ -343,14 +347,75 @@ public enum BLASLibrary {
         symbol("openblas_set_num_threads", as: SetThreads.self)?(Int32(count))
     }
 
+    // MARK: Kernel choice
+
+    /// OpenBLAS's x86-64 kernel sets that use neither AVX2 nor AVX-512, lowercased.
+    static let coresWithoutAVX2: Set<String> = [
+        "katmai", "coppermine", "northwood", "prescott", "banias", "atom", "core2", "penryn", "dunnington", "nehalem",
+        "athlon", "opteron", "opteron_sse3", "barcelona", "bobcat", "nano", "sandybridge", "bulldozer", "piledriver",
+        "steamroller",
+    ]
+
+    /// The kernel set to switch OpenBLAS to, or nil to keep `current`: OpenBLAS releases before 0.3.26 fall through
+    /// to their Pentium 4 kernels ("Prescott") for Intel models newer than they know (Emerald Rapids, Granite
+    /// Rapids, Meteor Lake ...), about half the sgemm speed of the kernels such a CPU's features call for. A choice
+    /// forced with `OPENBLAS_CORETYPE` is kept.
+    ///
+    /// - Parameters:
+    ///   - current: the kernel set OpenBLAS runs (`openblas_get_corename`).
+    ///   - suited: the kernel set the CPU's features call for (`ck_blas_core`), nil when none is better than SSE.
+    ///   - forced: the value of `OPENBLAS_CORETYPE`, if set.
+    static func chooseCore(current: String, suited: String?, forced: String?) -> String? {
+        guard forced == nil, let suited, coresWithoutAVX2.contains(current.lowercased()),
+              !coresWithoutAVX2.contains(suited.lowercased()) else { return nil }
+        return suited
+    }
+
+    /// The kernel change `prepare` made, if any.
+    private(set) nonisolated(unsafe) static var coreChange: (from: String, to: String)?
+
+    /// The kernel set OpenBLAS runs, nil for another BLAS.
+    public static var coreName: String? {
+        typealias GetCore = @convention(c) () -> UnsafeMutablePointer<CChar>?
+        guard let get = symbol("openblas_get_corename", as: GetCore.self), let name = get() else { return nil }
+        return String(cString: name)
+    }
+
+    /// Switches a DYNAMIC_ARCH OpenBLAS to the kernel set `chooseCore` names: OpenBLAS picks its kernels from
+    /// `OPENBLAS_CORETYPE` when it initialises them (`gotoblas_dynamic_init`, which a library loaded at start has
+    /// already run), so the variable is set for the moment of a re-initialisation and removed again. Runs before the
+    /// first product, when no BLAS call is in flight.
+    private static func switchCoreIfUnsuited() {
+        typealias Hook = @convention(c) () -> Void
+        guard let current = coreName,
+              let target = chooseCore(current: current, suited: ck_blas_core().map { String(cString: $0) },
+                                      forced: ProcessInfo.processInfo.environment["OPENBLAS_CORETYPE"]),
+              let quit = symbol("gotoblas_dynamic_quit", as: Hook.self),
+              let initialise = symbol("gotoblas_dynamic_init", as: Hook.self) else { return }
+        setenv("OPENBLAS_CORETYPE", target, 1)
+        quit()
+        initialise()
+        unsetenv("OPENBLAS_CORETYPE")
+        if let now = coreName, now != current { coreChange = (current, now) }
+    }
+
+    // MARK: Set-up
+
     private static let prepared = Atomic<Bool>(false)
 
-    /// Makes BLAS single-threaded once, before the first product (the framework splits large products itself),
-    /// and applies the memory policy.
-    @inline(__always) static func prepare() {
-        if prepared.load(ordering: .relaxed) { return }
-        prepared.store(true, ordering: .relaxed)
+    /// Runs once, on the first thread that gets here; the others wait for it (a static's initialiser).
+    private static let setUp: Void = {
         setThreads(1)
+        switchCoreIfUnsuited()
         MemoryPolicy.apply()
+        prepared.store(true, ordering: .releasing)
+    }()
+
+    /// Before the first product, once: makes BLAS single-threaded (the framework splits large products itself),
+    /// gives OpenBLAS the kernels the CPU calls for (`chooseCore(current:suited:forced:)`) and applies the memory
+    /// policy.
+    @inline(__always) static func prepare() {
+        if prepared.load(ordering: .acquiring) { return }
+        _ = setUp
     }
 }

@@ -99,6 +99,20 @@ CKPath ck_best_path(void) {
     return CKPathBaseline;
 }
 
+const char *ck_blas_core(void) {
+#ifdef CK_X86
+    __builtin_cpu_init();
+    int avx512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl")
+        && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq")
+        && __builtin_cpu_supports("avx512cd");
+    if (avx512 && __builtin_cpu_supports("avx512bf16")) return "Cooperlake";
+    if (avx512) return "SkylakeX";
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return "Haswell";
+    if (__builtin_cpu_supports("avx")) return "SandyBridge";
+#endif
+    return NULL;
+}
+
 CKPath ck_set_path(CKPath path) {
     CKPath best = ck_best_path();
     if ((int)path > (int)best) path = best;

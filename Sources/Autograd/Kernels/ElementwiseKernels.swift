@@ -220,21 +220,29 @@ extension TensorScalar {
         let count = shape.reduce(1, *)
         guard count > 0 else { return }
         let rank = shape.count
+        // The last two axes as one block of rows (flips and transposes of small planes have short rows, so the
+        // index bookkeeping below runs once per block instead of once per row).
         let inner = rank == 0 ? 1 : shape[rank - 1]
         let ss = rank == 0 ? 0 : srcStrides[rank - 1]
         let ds = rank == 0 ? 0 : dstStrides[rank - 1]
-        var index = [Int](repeating: 0, count: Swift.max(rank - 1, 0))
+        let rows = rank < 2 ? 1 : shape[rank - 2]
+        let rowS = rank < 2 ? 0 : srcStrides[rank - 2]
+        let rowD = rank < 2 ? 0 : dstStrides[rank - 2]
+        let outer = Swift.max(rank - 2, 0)
+        var index = [Int](repeating: 0, count: outer)
         var offS = srcOffset, offD = dstOffset
         while true {
-            let ps = src + offS, pd = dst + offD
-            if accumulate {
-                for i in 0..<inner { pd[i * ds] += ps[i * ss] }
-            } else if ss == 1 && ds == 1 {
-                pd.update(from: ps, count: inner)
-            } else {
-                for i in 0..<inner { pd[i * ds] = ps[i * ss] }
+            for r in 0..<rows {
+                let ps = src + offS + r * rowS, pd = dst + offD + r * rowD
+                if accumulate {
+                    for i in 0..<inner { pd[i * ds] += ps[i * ss] }
+                } else if ss == 1 && ds == 1 {
+                    pd.update(from: ps, count: inner)
+                } else {
+                    for i in 0..<inner { pd[i * ds] = ps[i * ss] }
+                }
             }
-            var axis = rank - 2
+            var axis = outer - 1
             while axis >= 0 {
                 index[axis] += 1
                 offS += srcStrides[axis]

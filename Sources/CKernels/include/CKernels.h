@@ -31,6 +31,10 @@ CKPath ck_path(void);
 CKPath ck_best_path(void);
 /// Makes the kernels run `path` (or the best supported path below it); returns the path now in use. For tests.
 CKPath ck_set_path(CKPath path);
+/// The OpenBLAS x86-64 kernel set this CPU's features call for, by the rule OpenBLAS applies to CPUs it does not
+/// recognise: "Cooperlake" (AVX-512 with BF16), "SkylakeX" (AVX-512), "Haswell" (AVX2 and FMA), "SandyBridge" (AVX);
+/// NULL for older x86-64 CPUs and on other architectures.
+const char *ck_blas_core(void);
 
 /// The flat binary ops of `ck_binary`: out[i] = a[i] op b[i].
 typedef enum {
