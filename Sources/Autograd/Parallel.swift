@@ -356,10 +356,10 @@ public enum BLASLibrary {
         "steamroller",
     ]
 
-    /// The kernel set to switch OpenBLAS to, or nil to keep `current`: OpenBLAS releases before 0.3.26 fall through
-    /// to their Pentium 4 kernels ("Prescott") for Intel models newer than they know (Emerald Rapids, Granite
-    /// Rapids, Meteor Lake ...), about half the sgemm speed of the kernels such a CPU's features call for. A choice
-    /// forced with `OPENBLAS_CORETYPE` is kept.
+    /// The kernel set to switch OpenBLAS to, or nil to keep `current`. OpenBLAS's CPU detection (0.3.21 in Debian 12,
+    /// and releases up to 0.3.28 at least) falls through to its Pentium 4 kernels ("Prescott") for Intel family-6
+    /// models whose extended model it has no case for (11 and 12, Emerald Rapids among them): a fifth of the sgemm
+    /// speed of the kernels such a CPU's features call for. A choice forced with `OPENBLAS_CORETYPE` is kept.
     ///
     /// - Parameters:
     ///   - current: the kernel set OpenBLAS runs (`openblas_get_corename`).

@@ -3,7 +3,7 @@ import CKernels
 import Foundation
 import XCTest
 
-/// OpenBLAS releases before 0.3.26 run their Pentium 4 kernels on Intel models newer than they know; the framework
+/// OpenBLAS runs its Pentium 4 kernels on Intel models its CPU detection has no case for; the framework
 /// switches them to the kernels the CPU's features call for before the first product, unless OPENBLAS_CORETYPE
 /// forces a choice.
 final class BLASKernelChoiceTests: XCTestCase {
