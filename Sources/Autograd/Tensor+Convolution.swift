@@ -1,9 +1,10 @@
 // MARK: - 2-D convolution
 //
 // Two algorithms. By default im2col + GEMM, below. With `.fastest`, 3x3 convolutions with stride 1 and no dilation
-// of `Float` tensors with at least 4 input channels take the Winograd kernels (`Kernels/Winograd*.swift`): F(3x3, 3x3)
-// or, on small maps, F(5x5, 3x3), 25 (or 49) GEMMs over transformed tiles, 3.2x to 4.6x fewer multiplications than a
-// direct product, at the price of rounding differences of a few 1e-6 relative; the group convolutions use them.
+// of `Float` tensors with at least 4 input channels and outputs of at least 3x3 take the Winograd kernels
+// (`Kernels/Winograd*.swift`): F(3x3, 3x3) or, on small maps, F(5x5, 3x3), 25 (or 49) GEMMs over transformed tiles,
+// 3.2x to 4.6x fewer multiplications than a direct product, at the price of rounding differences of a few 1e-6
+// relative; the group convolutions use them.
 //
 // im2col (`Kernels/ConvolutionKernels.swift`), with K = Cin * kh * kw and L = Hout * Wout, runs over chunks of
 // images: each chunk unfolds its images into a column buffer col (K, images * L) of about 2^21 elements taken from
@@ -34,9 +35,10 @@ public enum ConvolutionAlgorithm: Sendable, Equatable {
     /// im2col + GEMM, for every geometry and element type: the products and sums of a direct convolution (the
     /// default).
     case im2col
-    /// Winograd for the 3x3, stride-1, undilated convolutions of `Float` tensors with at least 4 input channels and
-    /// padding at most 2, im2col otherwise: 2.25x to 4x fewer multiplications, with results within a few 1e-6
-    /// (relative to their largest magnitude) of the direct sums.
+    /// Winograd for the 3x3, stride-1, undilated convolutions of `Float` tensors with at least 4 input channels,
+    /// padding at most 2 and outputs of at least 3x3, im2col otherwise: 2.25x to 4x fewer multiplications, with
+    /// results within a few 1e-6 (relative to their largest magnitude) of the direct sums. Smaller outputs fill a
+    /// fraction of a tile (a 1x1 output one ninth of a 3x3 tile), where im2col is faster.
     case fastest
     /// Winograd F(3x3, 3x3) (F(5x5, 3x3) for small images) for any element type; precondition: a 3x3 kernel,
     /// stride 1, dilation 1.
@@ -95,7 +97,7 @@ extension Tensor {
                   + "dilation, got weight shape \(weight.shape), stride \(stride), dilation \(dilation)")
             return winogradConvolution(weight: weight, bias: bias, geometry: geometry, inputs: inputs)
         case .fastest where winogradFits && Scalar.prefersWinograd && geometry.channels >= 4
-            && padding.0 <= 2 && padding.1 <= 2:
+            && padding.0 <= 2 && padding.1 <= 2 && outH >= 3 && outW >= 3:
             return winogradConvolution(weight: weight, bias: bias, geometry: geometry, inputs: inputs)
         default:
             break

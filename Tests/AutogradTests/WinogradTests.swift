@@ -352,6 +352,26 @@ final class WinogradTests: XCTestCase {
         XCTAssertLessThanOrEqual(relativeError(fast.scalars, reference.scalars), 3e-5)
     }
 
+    /// `.fastest` keeps im2col for outputs smaller than 3x3 (where a tile is mostly waste) and takes Winograd from
+    /// 3x3 outputs on, with and without padding.
+    func testFastestTakesWinogradFromThreeByThreeOutputsOn() {
+        var generator = SeededRandom(seed: 12)
+        let w = Tensor<Float>.normal(shape: [16, 8, 3, 3], generator: &generator)
+        for (side, padding, winograd) in [(3, 0, false), (4, 0, false), (5, 0, true), (7, 0, true), (1, 1, false),
+                                          (2, 1, false), (3, 1, true)] {
+            let x = Tensor<Float>.normal(shape: [2, 8, side, side], generator: &generator)
+            let fast = x.conv2d(weight: w, padding: (padding, padding), algorithm: .fastest)
+            let exact = x.conv2d(weight: w, padding: (padding, padding), algorithm: .im2col)
+            let output = "\(fast.shape[2])x\(fast.shape[3]) output"
+            if winograd {
+                XCTAssertNotEqual(fast.scalars, exact.scalars, "\(output): the Winograd path was not taken")
+                XCTAssertLessThanOrEqual(relativeError(fast.scalars, exact.scalars), 3e-5, output)
+            } else {
+                XCTAssertEqual(fast.scalars, exact.scalars, "\(output): im2col was not taken")
+            }
+        }
+    }
+
     /// The worker pool the chunked kernels run on: every chunk exactly once, worker indices within the slots, nested
     /// regions inline, and thread counts changed back and forth.
     func testWorkerPoolRunsEveryChunkOnce() {

@@ -37,6 +37,24 @@ final class ModelTests: XCTestCase {
         XCTAssertFalse(cnn.holds(tolerance: 1e-3), "the plain CNN is not invariant: \(cnn)")
     }
 
+    /// A Conv2d computes with the algorithm it was made with (im2col by default).
+    func testConv2dRunsItsAlgorithm() throws {
+        var generator = SeededRandom(seed: 5)
+        let x = Tensor<Float>.normal(shape: [2, 8, 9, 9], generator: &generator)
+        let exact = Conv2d(8, 16, kernelSize: 3, padding: 1, generator: &generator)
+        let fast = Conv2d(8, 16, kernelSize: 3, padding: 1, algorithm: .fastest, generator: &generator)
+        XCTAssertEqual(exact.algorithm, .im2col)
+        for layer in [exact, fast] {
+            let y = try layer(x)
+            let direct = x.conv2d(weight: layer.weight.value, bias: layer.bias?.value, padding: (1, 1),
+                                  algorithm: .im2col)
+            let wanted = x.conv2d(weight: layer.weight.value, bias: layer.bias?.value, padding: (1, 1),
+                                  algorithm: layer.algorithm)
+            XCTAssertEqual(y.scalars, wanted.scalars)
+            if layer === fast { XCTAssertNotEqual(y.scalars, direct.scalars, "Winograd was not taken") }
+        }
+    }
+
     func testWrongInputShapeIsAnError() {
         XCTAssertThrowsError(try C4CNN()(Tensor(zeros: [1, 1, 28, 28]))) { error in
             XCTAssertEqual("\(error)", "C4CNN: expected an input of shape (N, 1, 33, 33), got [1, 1, 28, 28]")
