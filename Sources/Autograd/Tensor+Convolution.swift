@@ -1,3 +1,5 @@
+import Foundation
+
 // MARK: - 2-D convolution
 //
 // Two algorithms. By default im2col + GEMM, below. With `.fastest`, 3x3 convolutions with stride 1 and no dilation
@@ -55,10 +57,13 @@ extension Tensor {
     ///   - padding: zeros on both sides (vertical, horizontal).
     ///   - dilation: spacing of the kernel taps (vertical, horizontal).
     ///   - algorithm: the exact im2col path by default; `.fastest` takes Winograd where it applies.
+    ///   - filterCache: keeps the Winograd transform of `weight` for the next call with the same weight array
+    ///     (`WinogradFilterCache`); for repeated inference with fixed filters.
     /// - Returns: (N, Cout, Hout, Wout) with Hout = floor((H + 2 ph - dh (kh - 1) - 1) / sh) + 1, likewise Wout.
     public func conv2d(weight: Tensor, bias: Tensor? = nil, stride: (Int, Int) = (1, 1),
                        padding: (Int, Int) = (0, 0), dilation: (Int, Int) = (1, 1),
-                       algorithm: ConvolutionAlgorithm = .im2col) -> Tensor {
+                       algorithm: ConvolutionAlgorithm = .im2col,
+                       filterCache: WinogradFilterCache<Scalar>? = nil) -> Tensor {
         let x = self
         check(x.rank == 4 && weight.rank == 4 && x.shape[1] == weight.shape[1],
               "conv2d: input shape \(x.shape) (N, Cin, H, W) does not match weight shape \(weight.shape) "
@@ -95,10 +100,12 @@ extension Tensor {
         case .winograd:
             check(winogradFits, "conv2d: the Winograd algorithm needs a 3x3 kernel with stride 1 and no "
                   + "dilation, got weight shape \(weight.shape), stride \(stride), dilation \(dilation)")
-            return winogradConvolution(weight: weight, bias: bias, geometry: geometry, inputs: inputs)
+            return winogradConvolution(weight: weight, bias: bias, geometry: geometry, inputs: inputs,
+                                       cache: filterCache)
         case .fastest where winogradFits && Scalar.prefersWinograd && geometry.channels >= 4
             && padding.0 <= 2 && padding.1 <= 2 && outH >= 3 && outW >= 3:
-            return winogradConvolution(weight: weight, bias: bias, geometry: geometry, inputs: inputs)
+            return winogradConvolution(weight: weight, bias: bias, geometry: geometry, inputs: inputs,
+                                       cache: filterCache)
         default:
             break
         }
@@ -192,17 +199,20 @@ func withOptionalPointer<S, R>(_ array: [S]?, _ body: (UnsafePointer<S>?) -> R) 
 // MARK: - Winograd path
 
 extension Tensor {
-    /// The 3x3 stride-1 convolution through the Winograd kernels; the transformed filters are kept for the input
-    /// gradient.
+    /// The 3x3 stride-1 convolution through the Winograd kernels; the transformed filters (from `cache` when it
+    /// holds them) are kept for the input gradient.
     private func winogradConvolution(weight: Tensor, bias: Tensor?, geometry c: ConvolutionGeometry,
-                                     inputs: [Tensor]) -> Tensor {
+                                     inputs: [Tensor], cache: WinogradFilterCache<Scalar>?) -> Tensor {
         let x = self
         let outChannels = weight.shape[0]
         let g = WinogradGeometry(batch: c.batch, channels: c.channels, height: c.height, width: c.width,
                                  outChannels: outChannels, padding: (c.padHeight, c.padWidth))
-        let filters = [Scalar](fillingAll: g.filterCount) { u in
-            weight.scalars.withUnsafeBufferPointer { Scalar.winogradFilters($0.baseAddress!, u, geometry: g) }
+        let transform = {
+            [Scalar](fillingAll: g.filterCount) { u in
+                weight.scalars.withUnsafeBufferPointer { Scalar.winogradFilters($0.baseAddress!, u, geometry: g) }
+            }
         }
+        let filters = cache?.filters(for: weight.scalars, block: g.block, transform) ?? transform()
         let outShape = [g.batch, outChannels, g.outputHeight, g.outputWidth]
         let output = [Scalar](fillingAll: outShape.reduce(1, *)) { out in
             x.scalars.withUnsafeBufferPointer { px in
@@ -221,6 +231,49 @@ extension Tensor {
         }
         return recordConvolution(output: Tensor(shape: outShape, scalars: output), x: x, weight: weight, bias: bias,
                                  inputs: inputs, geometry: c, winograd: (filters, g))
+    }
+}
+
+/// The Winograd transform of one filter bank, kept between convolutions with the same filters: inference with fixed
+/// weights transforms them once instead of at every call. `conv2d(..., filterCache:)` reuses the transform while it
+/// is given the very weight array the transform came from (the same storage: storage the cache holds cannot change in
+/// place, since a write to a shared array copies it first, so a changed weight is new storage) and the same tile size;
+/// otherwise it transforms the weight given and keeps that. Holds one transform; safe to share between threads.
+public final class WinogradFilterCache<Scalar: TensorScalar>: @unchecked Sendable {
+    private let lock = NSLock()
+    private var weight: [Scalar] = []
+    private var block = 0
+    private var transformed: [Scalar] = []
+    /// How many transforms the cache has computed (for tests).
+    private(set) var computed = 0
+
+    /// An empty cache.
+    public init() {}
+
+    /// Drops the kept transform (and the weight it came from).
+    public func clear() {
+        lock.lock()
+        defer { lock.unlock() }
+        (weight, transformed, block) = ([], [], 0)
+    }
+
+    /// The transform of `weight` for tiles of `block`: the kept one when it came from this storage and block,
+    /// else `transform()`, which is then kept.
+    func filters(for weight: [Scalar], block: Int, _ transform: () -> [Scalar]) -> [Scalar] {
+        lock.lock()
+        defer { lock.unlock() }
+        let sameStorage = weight.withUnsafeBufferPointer { given in
+            self.weight.withUnsafeBufferPointer { kept in given.baseAddress == kept.baseAddress }
+        }
+        if sameStorage && !weight.isEmpty && weight.count == self.weight.count && block == self.block
+            && !transformed.isEmpty {
+            return transformed
+        }
+        transformed = transform()
+        self.weight = weight
+        self.block = block
+        computed += 1
+        return transformed
     }
 }
 

@@ -372,6 +372,35 @@ final class WinogradTests: XCTestCase {
         }
     }
 
+    /// A filter cache transforms a weight once and reuses the transform for the same weight array; a changed weight
+    /// (a write to the array copies it) or another tile size is transformed again. Every result has the uncached
+    /// bits.
+    func testFilterCacheReusesTheTransformOnlyForTheSameWeight() {
+        var generator = SeededRandom(seed: 13)
+        var w = Tensor<Float>.normal(shape: [8, 4, 3, 3], generator: &generator)
+        let x = Tensor<Float>.normal(shape: [2, 4, 9, 9], generator: &generator)
+        let cache = WinogradFilterCache<Float>()
+        func check(_ input: Tensor<Float>, computed: Int, _ message: String) {
+            let cached = input.conv2d(weight: w, padding: (1, 1), algorithm: .fastest, filterCache: cache)
+            let fresh = input.conv2d(weight: w, padding: (1, 1), algorithm: .fastest)
+            XCTAssertEqual(cached.scalars, fresh.scalars, message)
+            XCTAssertEqual(cache.computed, computed, message)
+        }
+        check(x, computed: 1, "first call")
+        check(x, computed: 1, "same weight")
+        let copy = w
+        w.scalars[5] += 0.25
+        check(x, computed: 2, "weight changed in place")
+        XCTAssertNotEqual(copy.scalars, w.scalars)
+        w = Tensor(shape: w.shape, scalars: w.scalars.map { $0 })
+        check(x, computed: 3, "equal values in new storage")
+        // A 5x5 map takes the 5x5 tiles, a 9x9 one the 3x3 tiles.
+        check(Tensor<Float>.normal(shape: [2, 4, 5, 5], generator: &generator), computed: 4, "other tile size")
+        check(x, computed: 5, "back to 3x3 tiles")
+        cache.clear()
+        check(x, computed: 6, "after clear")
+    }
+
     /// The worker pool the chunked kernels run on: every chunk exactly once, worker indices within the slots, nested
     /// regions inline, and thread counts changed back and forth.
     func testWorkerPoolRunsEveryChunkOnce() {

@@ -1,5 +1,5 @@
-import Autograd
-import NN
+@testable import Autograd
+@testable import NN
 import XCTest
 
 final class GroupTests: XCTestCase {
@@ -7,6 +7,32 @@ final class GroupTests: XCTestCase {
 
     func randomTensor(_ shape: [Int]) -> Tensor<Float> { .normal(shape: shape, generator: &generator) }
 
+
+    /// In evaluation mode a group convolution transforms its filters once and reuses the transform until a parameter
+    /// changes; its outputs keep the bits of a convolution with the expanded filters, before and after the change.
+    func testEvaluationReusesTheWinogradTransformUntilTheWeightChanges() throws {
+        let layer = GroupConv2d(4, 8, kernelSize: 3, padding: 1, group: .c4, generator: &generator)
+        let x = randomTensor([2, 4, 4, 7, 7])
+        func direct() -> Tensor<Float> {
+            let (w, b) = layer.expandedFilters()
+            let flat = try! x.rearranged("n i g h w -> n (i g) h w")
+            return try! flat.conv2d(weight: w, bias: b, padding: (1, 1), algorithm: .fastest)
+                .rearranged("n (o g) h w -> n o g h w", ["g": 4])
+        }
+        layer.eval()
+        let first = try layer(x)
+        XCTAssertEqual(try layer(x).scalars, first.scalars)
+        XCTAssertEqual(first.scalars, direct().scalars)
+        XCTAssertEqual(layer.winogradCache.computed, 1)
+        layer.weight.update { $0[0] += 0.5 }
+        let changed = try layer(x)
+        XCTAssertNotEqual(changed.scalars, first.scalars)
+        XCTAssertEqual(changed.scalars, direct().scalars)
+        XCTAssertEqual(layer.winogradCache.computed, 2)
+        layer.train()
+        _ = try layer(x)
+        XCTAssertEqual(layer.winogradCache.computed, 2, "training mode transforms its own filters")
+    }
     // MARK: - Group law
 
     func testGroupLawIsAssociativeWithInverses() {

@@ -25,6 +25,8 @@ public class GroupFilterConv2d: Module {
     /// Channel counts, the square kernel side, and zero padding on every side.
     public let inChannels: Int, outChannels: Int, kernelSize: Int, padding: Int
     private var cache = ExpandedFilterCache()
+    /// The Winograd transform of the cached expanded filters, reused in evaluation mode.
+    let winogradCache = WinogradFilterCache<Float>()
     private var expansion = FilterExpansion()
 
     /// Weight (out, in) + `filterShape` N(0, 1/sqrt(in * out)), bias N(0, 1).
@@ -61,8 +63,11 @@ public class GroupFilterConv2d: Module {
         fatalError("\(type(of: self)) must override expandWeight(_:)")
     }
 
-    /// Drops the cached expanded filters.
-    override public func modeDidChange() { cache.clear() }
+    /// Drops the cached expanded filters and their Winograd transform.
+    override public func modeDidChange() {
+        cache.clear()
+        winogradCache.clear()
+    }
 
     // MARK: Forward passes
 
@@ -70,7 +75,8 @@ public class GroupFilterConv2d: Module {
     func liftingForward(_ input: Tensor<Float>, layer: String) throws -> Tensor<Float> {
         try checkImageInput(input, channels: inChannels, kernel: kernelSize, padding: padding, layer: layer)
         let (w, b) = expandedFilters()
-        let y = input.conv2d(weight: w, bias: b, padding: (padding, padding), algorithm: .fastest)
+        let y = input.conv2d(weight: w, bias: b, padding: (padding, padding), algorithm: .fastest,
+                             filterCache: isTraining ? nil : winogradCache)
         return try! y.rearranged("n (o g) h w -> n o g h w", ["g": group.order])
     }
 
@@ -83,7 +89,8 @@ public class GroupFilterConv2d: Module {
         }
         let (w, b) = expandedFilters()
         let flat = try! input.rearranged("n i g h w -> n (i g) h w")
-        let y = flat.conv2d(weight: w, bias: b, padding: (padding, padding), algorithm: .fastest)
+        let y = flat.conv2d(weight: w, bias: b, padding: (padding, padding), algorithm: .fastest,
+                            filterCache: isTraining ? nil : winogradCache)
         return try! y.rearranged("n (o g) h w -> n o g h w", ["g": group.order])
     }
 }
