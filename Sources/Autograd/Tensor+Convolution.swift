@@ -212,7 +212,8 @@ extension Tensor {
                 weight.scalars.withUnsafeBufferPointer { Scalar.winogradFilters($0.baseAddress!, u, geometry: g) }
             }
         }
-        let filters = cache?.filters(for: weight.scalars, block: g.block, transform) ?? transform()
+        let filters = cache?.filters(for: weight.scalars, shape: weight.shape, block: g.block, transform)
+            ?? transform()
         let outShape = [g.batch, outChannels, g.outputHeight, g.outputWidth]
         let output = [Scalar](fillingAll: outShape.reduce(1, *)) { out in
             x.scalars.withUnsafeBufferPointer { px in
@@ -237,11 +238,13 @@ extension Tensor {
 /// The Winograd transform of one filter bank, kept between convolutions with the same filters: inference with fixed
 /// weights transforms them once instead of at every call. `conv2d(..., filterCache:)` reuses the transform while it
 /// is given the very weight array the transform came from (the same storage: storage the cache holds cannot change in
-/// place, since a write to a shared array copies it first, so a changed weight is new storage) and the same tile size;
-/// otherwise it transforms the weight given and keeps that. Holds one transform; safe to share between threads.
+/// place, since a write to a shared array copies it first, so a changed weight is new storage), in the same shape and
+/// for the same tile size; otherwise it transforms the weight given and keeps that. Holds one transform; safe to share
+/// between threads.
 public final class WinogradFilterCache<Scalar: TensorScalar>: @unchecked Sendable {
     private let lock = NSLock()
     private var weight: [Scalar] = []
+    private var shape: [Int] = []
     private var block = 0
     private var transformed: [Scalar] = []
     /// How many transforms the cache has computed (for tests).
@@ -254,23 +257,24 @@ public final class WinogradFilterCache<Scalar: TensorScalar>: @unchecked Sendabl
     public func clear() {
         lock.lock()
         defer { lock.unlock() }
-        (weight, transformed, block) = ([], [], 0)
+        (weight, shape, transformed, block) = ([], [], [], 0)
     }
 
-    /// The transform of `weight` for tiles of `block`: the kept one when it came from this storage and block,
-    /// else `transform()`, which is then kept.
-    func filters(for weight: [Scalar], block: Int, _ transform: () -> [Scalar]) -> [Scalar] {
+    /// The transform of `weight` (of `shape`) for tiles of `block`: the kept one when it came from this storage,
+    /// shape and block, else `transform()`, which is then kept.
+    func filters(for weight: [Scalar], shape: [Int], block: Int, _ transform: () -> [Scalar]) -> [Scalar] {
         lock.lock()
         defer { lock.unlock() }
         let sameStorage = weight.withUnsafeBufferPointer { given in
             self.weight.withUnsafeBufferPointer { kept in given.baseAddress == kept.baseAddress }
         }
-        if sameStorage && !weight.isEmpty && weight.count == self.weight.count && block == self.block
-            && !transformed.isEmpty {
+        if sameStorage && !weight.isEmpty && weight.count == self.weight.count && shape == self.shape
+            && block == self.block && !transformed.isEmpty {
             return transformed
         }
         transformed = transform()
         self.weight = weight
+        self.shape = shape
         self.block = block
         computed += 1
         return transformed

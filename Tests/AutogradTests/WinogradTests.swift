@@ -399,6 +399,12 @@ final class WinogradTests: XCTestCase {
         check(x, computed: 5, "back to 3x3 tiles")
         cache.clear()
         check(x, computed: 6, "after clear")
+        // The same storage in another shape: (4, 8) filters on 8 channels.
+        let reshaped = w.reshaped([4, 8, 3, 3])
+        let wide = Tensor<Float>.normal(shape: [2, 8, 9, 9], generator: &generator)
+        XCTAssertEqual(wide.conv2d(weight: reshaped, padding: (1, 1), algorithm: .fastest, filterCache: cache).scalars,
+                       wide.conv2d(weight: reshaped, padding: (1, 1), algorithm: .fastest).scalars)
+        XCTAssertEqual(cache.computed, 7, "same storage, other shape")
     }
 
     /// The worker pool the chunked kernels run on: every chunk exactly once, worker indices within the slots, nested
