@@ -107,7 +107,8 @@ public struct ExportError: LocalizedError, CustomStringConvertible {
 
 /// A model exported to plain layers: its layers run in order, named "0", "1", ... as in PyTorch's `nn.Sequential`.
 /// Its convolutions use the fastest algorithm the framework has for their geometry (Winograd for 3x3 stride-1
-/// filters, as the group layers use), so that the export is at least as fast as the model it came from.
+/// filters, as the group layers use, with the transform kept in evaluation mode as they keep it), so that the export
+/// is at least as fast as the model it came from.
 public final class PlainModel: Module {
     /// The layers, run in order; children "0", "1", ...
     public let layers: [Module]
@@ -130,7 +131,7 @@ public final class PlainModel: Module {
                                 dilation: conv.dilation, layer: "Conv2d(\(conv.inChannels), \(conv.outChannels))")
             return x.conv2d(weight: conv.weight.value, bias: conv.bias?.value, stride: (conv.stride, conv.stride),
                             padding: (conv.padding, conv.padding), dilation: (conv.dilation, conv.dilation),
-                            algorithm: .fastest)
+                            algorithm: .fastest, filterCache: conv.evaluationFilterCache)
         }
     }
 }

@@ -1,7 +1,7 @@
-import Autograd
+@testable import Autograd
 import Foundation
 import Models
-import NN
+@testable import NN
 import XCTest
 
 /// Export of the experiment's models to plain layers: same logits as the model in evaluation mode, only plain
@@ -81,6 +81,23 @@ final class ExportTests: XCTestCase {
     }
 
     /// The exported model is still invariant to the group: a check that the filters and the folded pooling are right.
+    /// In evaluation mode the exported model's Winograd convolutions transform their filters once, as the group
+    /// layers do; in training mode they transform them at every call and keep nothing.
+    func testExportedModelKeepsItsWinogradTransformsInEvaluation() throws {
+        let exported = try C4CNN(seed: 2).exported()
+        let convs = exported.namedModules.compactMap { $0.module as? Conv2d }
+        let x = input(seed: 3, count: 2)
+        exported.eval()
+        let first = try withoutGradients { try exported(x) }
+        let transforms = convs.map { $0.winogradCache.computed }
+        XCTAssertEqual(transforms.filter { $0 == 1 }.count, 4, "the four group convolutions: \(transforms)")
+        XCTAssertEqual(try withoutGradients { try exported(x) }.scalars, first.scalars)
+        XCTAssertEqual(convs.map { $0.winogradCache.computed }, transforms, "transformed again")
+        exported.train()
+        _ = try exported(x)
+        XCTAssertEqual(convs.map { $0.winogradCache.computed }, transforms, "training mode used the cache")
+    }
+
     func testExportedModelIsInvariant() throws {
         let exported = try D4CNN(seed: 6).exported()
         let report = try EquivarianceCheck.invariance(exported, input: input(seed: 7, count: 2), group: .d4)

@@ -15,6 +15,8 @@ public final class Conv2d: Module {
     /// where it is faster (3x3, stride 1, at least 4 input channels, outputs of at least 3x3), with rounding
     /// differences of a few 1e-6 relative.
     public let algorithm: ConvolutionAlgorithm
+    /// The weight's Winograd transform, reused in evaluation mode (Winograd layers only).
+    let winogradCache = WinogradFilterCache<Float>()
 
     /// PyTorch's default initialisation: uniform in +-1/sqrt(in * k * k) for weight and bias.
     public init(_ inChannels: Int, _ outChannels: Int, kernelSize: Int, stride: Int = 1, padding: Int = 0,
@@ -47,8 +49,15 @@ public final class Conv2d: Module {
         try checkImageInput(input, channels: inChannels, kernel: kernelSize, padding: padding, dilation: dilation,
                             layer: "Conv2d(\(inChannels), \(outChannels))")
         return input.conv2d(weight: weight.value, bias: bias?.value, stride: (stride, stride),
-                            padding: (padding, padding), dilation: (dilation, dilation), algorithm: algorithm)
+                            padding: (padding, padding), dilation: (dilation, dilation), algorithm: algorithm,
+                            filterCache: evaluationFilterCache)
     }
+
+    /// The filter cache to pass in evaluation mode, nil in training mode (a step changes the weight anyway).
+    var evaluationFilterCache: WinogradFilterCache<Float>? { isTraining ? nil : winogradCache }
+
+    /// Drops the kept Winograd transform.
+    override public func modeDidChange() { winogradCache.clear() }
 }
 
 /// Throws unless `input` is (N, channels, H, W) with H and W large enough for the kernel.
