@@ -268,8 +268,8 @@ public final class WinogradFilterCache<Scalar: TensorScalar>: @unchecked Sendabl
         let sameStorage = weight.withUnsafeBufferPointer { given in
             self.weight.withUnsafeBufferPointer { kept in given.baseAddress == kept.baseAddress }
         }
-        if sameStorage && !weight.isEmpty && weight.count == self.weight.count && shape == self.shape
-            && block == self.block && !transformed.isEmpty {
+        // Storage that is the same holds the same count, and a kept weight always has its transform.
+        if sameStorage && !weight.isEmpty && shape == self.shape && block == self.block {
             return transformed
         }
         transformed = transform()

@@ -80,7 +80,6 @@ final class ExportTests: XCTestCase {
         XCTAssertEqual(try ExportedModel.architecture(of: original).prefix(3).map(\.kind), [.conv2d, .conv2d, .relu])
     }
 
-    /// The exported model is still invariant to the group: a check that the filters and the folded pooling are right.
     /// In evaluation mode the exported model's Winograd convolutions transform their filters once, as the group
     /// layers do; in training mode they transform them at every call and keep nothing.
     func testExportedModelKeepsItsWinogradTransformsInEvaluation() throws {
@@ -98,6 +97,7 @@ final class ExportTests: XCTestCase {
         XCTAssertEqual(convs.map { $0.winogradCache.computed }, transforms, "training mode used the cache")
     }
 
+    /// The exported model is still invariant to the group: a check that the filters and the folded pooling are right.
     func testExportedModelIsInvariant() throws {
         let exported = try D4CNN(seed: 6).exported()
         let report = try EquivarianceCheck.invariance(exported, input: input(seed: 7, count: 2), group: .d4)

@@ -7,7 +7,6 @@ final class GroupTests: XCTestCase {
 
     func randomTensor(_ shape: [Int]) -> Tensor<Float> { .normal(shape: shape, generator: &generator) }
 
-
     /// In evaluation mode a group convolution transforms its filters once and reuses the transform until a parameter
     /// changes; its outputs keep the bits of a convolution with the expanded filters, before and after the change.
     func testEvaluationReusesTheWinogradTransformUntilTheWeightChanges() throws {
@@ -33,6 +32,7 @@ final class GroupTests: XCTestCase {
         _ = try layer(x)
         XCTAssertEqual(layer.winogradCache.computed, 2, "training mode transforms its own filters")
     }
+
     // MARK: - Group law
 
     func testGroupLawIsAssociativeWithInverses() {

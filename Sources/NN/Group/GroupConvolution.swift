@@ -69,6 +69,9 @@ public class GroupFilterConv2d: Module {
         winogradCache.clear()
     }
 
+    /// The Winograd cache to pass in evaluation mode, nil in training mode (the filters are rebuilt at every call).
+    private var evaluationFilterCache: WinogradFilterCache<Float>? { isTraining ? nil : winogradCache }
+
     // MARK: Forward passes
 
     /// (N, in, H, W) -> (N, out, |G|, H', W'): the plain convolution with the expanded filters.
@@ -76,7 +79,7 @@ public class GroupFilterConv2d: Module {
         try checkImageInput(input, channels: inChannels, kernel: kernelSize, padding: padding, layer: layer)
         let (w, b) = expandedFilters()
         let y = input.conv2d(weight: w, bias: b, padding: (padding, padding), algorithm: .fastest,
-                             filterCache: isTraining ? nil : winogradCache)
+                             filterCache: evaluationFilterCache)
         return try! y.rearranged("n (o g) h w -> n o g h w", ["g": group.order])
     }
 
@@ -90,7 +93,7 @@ public class GroupFilterConv2d: Module {
         let (w, b) = expandedFilters()
         let flat = try! input.rearranged("n i g h w -> n (i g) h w")
         let y = flat.conv2d(weight: w, bias: b, padding: (padding, padding), algorithm: .fastest,
-                            filterCache: isTraining ? nil : winogradCache)
+                            filterCache: evaluationFilterCache)
         return try! y.rearranged("n (o g) h w -> n o g h w", ["g": group.order])
     }
 }
