@@ -9,15 +9,15 @@ import Foundation
 // relative; the group convolutions use them.
 //
 // im2col (`Kernels/ConvolutionKernels.swift`), with K = Cin * kh * kw and L = Hout * Wout, runs over chunks of
-// images: each chunk unfolds its images into a column buffer col (K, images * L) of about 2^21 elements taken from
+// images: each chunk unfolds its images into a column buffer col (K, images * L) of about 2^16 elements taken from
 // the `BufferPool` (nothing batch-sized is unfolded or kept between the passes), and the chunks run in parallel:
 //   forward:  y = W (Cout, K) x col, summed over blocks of at most 128 of the K rows (`depthBlockedGemm`: less
 //             rounding than one chain of K terms); per image for large planes, straight into y, the bias a column
 //             of W against a row of ones in col; per chunk for small planes, reordered to (N, Cout, L) with the bias
 //             added in the same pass;
-//   backward: dW = gy x col^T, the chunk's columns unfolded again from the input, summed over the chunks (per worker,
-//             then added up); dcol = W^T x gy, folded back onto the input by col2im (accumulating);
-//             dbias = sum of gy over N and L.
+//   backward: one pass per chunk, its gy brought into the products' layout once: dW and dbias from one product,
+//             gy x [col; ones]^T, the chunk's columns unfolded again from the input, summed over the chunks (per
+//             worker, then added up); dcol = W^T x gy, written over col and folded back onto the input by col2im.
 // Large planes at stride 1 without dilation take wide columns (`Kernels/ConvolutionWideColumns.swift`): each image is
 // padded once and every row of col is one contiguous span of it, over Hout * (Wout + kw - 1) positions whose extra
 // kw - 1 per output row are dropped from y and are zeros in gy; the sums keep their terms and their order.
@@ -138,7 +138,6 @@ extension Tensor {
         let savedFilters = needX ? winograd?.filters ?? [] : []
         let winogradGeometry = winograd?.geometry
         let (xShape, wShape) = (x.shape, weight.shape)
-        let plane = output.shape[2] * output.shape[3]
         return Tensor.record(output, inputs: inputs) { g in
             var dx = needX ? [Scalar](fillingAll: xShape.reduce(1, *)) { _ in } : nil
             var dw = needW ? [Scalar](fillingAll: wShape.reduce(1, *)) { _ in } : nil
@@ -157,19 +156,11 @@ extension Tensor {
                                     }
                                     return
                                 }
-                                if let pdx {
-                                    savedWeight.withUnsafeBufferPointer { pw in
-                                        Scalar.convolutionGradInput(pg.baseAddress!, weight: pw.baseAddress!, pdx,
-                                                                    outChannels: outChannels, geometry: geometry)
-                                    }
-                                }
-                                if let pdw {
-                                    Scalar.convolutionGradWeight(pg.baseAddress!, input: px.baseAddress!, pdw,
-                                                                 outChannels: outChannels, geometry: geometry)
-                                }
-                                if let pdb {
-                                    Scalar.channelSums(pg.baseAddress!, pdb, batch: geometry.batch,
-                                                       channels: outChannels, plane: plane)
+                                savedWeight.withUnsafeBufferPointer { pw in
+                                    Scalar.convolutionBackward(pg.baseAddress!, input: px.baseAddress,
+                                                               weight: pw.baseAddress, gradInput: pdx,
+                                                               gradWeight: pdw, gradBias: pdb,
+                                                               outChannels: outChannels, geometry: geometry)
                                 }
                             }
                         }

@@ -36,9 +36,7 @@ public final class TensorKernels<Scalar: TensorScalar>: @unchecked Sendable {
     let im2col: (In, Out, ConvolutionGeometry) -> Void
     let col2im: (In, Out, ConvolutionGeometry) -> Void
     let convolutionForward: (In, In, In?, Out, Int, ConvolutionGeometry) -> Void
-    let convolutionGradInput: (In, In, Out, Int, ConvolutionGeometry) -> Void
-    let convolutionGradWeight: (In, In, Out, Int, ConvolutionGeometry) -> Void
-    let channelSums: (In, Out, Int, Int, Int) -> Void
+    let convolutionBackward: (In, In?, In?, Out?, Out?, Out?, Int, ConvolutionGeometry) -> Void
     let winogradFilters: (In, Out, WinogradGeometry) -> Void
     let winogradForward: (In, In, In?, Out, WinogradGeometry) -> Void
     let winogradBackward: (In, In?, In?, Out?, Out?, Out?, WinogradGeometry) -> Void
@@ -67,8 +65,6 @@ public final class TensorKernels<Scalar: TensorScalar>: @unchecked Sendable {
              = { Scalar.zipKernel($0, $1, $2, $3, $4, $5, shape: $6) },
          swapLeadingAxes: @escaping (In, Out, Int, Int, Int, In?) -> Void
              = { Scalar.swapLeadingAxesKernel($0, $1, outer: $2, middle: $3, inner: $4, bias: $5) },
-         channelSums: @escaping (In, Out, Int, Int, Int) -> Void
-             = { Scalar.channelSumsKernel($0, $1, batch: $2, channels: $3, plane: $4) },
          markNonzero: @escaping (In, CKNonzeroBlock, UnsafeMutablePointer<UInt64>) -> Void
              = { Scalar.markNonzeroKernel($0, $1, $2) },
          copyRows: @escaping (In, RowBlock, Out) -> Void = { Scalar.copyRowsKernel($0, $1, $2) },
@@ -92,13 +88,10 @@ public final class TensorKernels<Scalar: TensorScalar>: @unchecked Sendable {
         convolutionForward = {
             Scalar.convolutionForwardKernel($0, weight: $1, bias: $2, $3, outChannels: $4, geometry: $5)
         }
-        convolutionGradInput = {
-            Scalar.convolutionGradInputKernel($0, weight: $1, $2, outChannels: $3, geometry: $4)
+        convolutionBackward = {
+            Scalar.convolutionBackwardKernel($0, input: $1, weight: $2, gradInput: $3, gradWeight: $4, gradBias: $5,
+                                             outChannels: $6, geometry: $7)
         }
-        convolutionGradWeight = {
-            Scalar.convolutionGradWeightKernel($0, input: $1, $2, outChannels: $3, geometry: $4)
-        }
-        self.channelSums = channelSums
         winogradFilters = { Scalar.winogradFiltersKernel($0, $1, geometry: $2) }
         winogradForward = { Scalar.winogradForwardKernel($0, filters: $1, bias: $2, $3, geometry: $4) }
         winogradBackward = {
@@ -133,7 +126,7 @@ extension Double: TensorScalar {
 
 /// Float: BLAS `sgemm` (C cleared here for beta = 0), Winograd by default for the convolutions it supports, and the
 /// CPU-dispatched C kernels for relu, scaling, flat adds and products, gradient accumulation, the convolution's output
-/// pass with its bias, bias gradients, max pooling, the nonzero masks of the Winograd zero mask and im2col's and
+/// pass with its bias, max pooling, the nonzero masks of the Winograd zero mask and im2col's and
 /// col2im's blocks of short rows (`Kernels/DispatchedKernels.swift`).
 private let floatKernels = TensorKernels<Float>(
     prefersWinograd: true,
@@ -149,7 +142,6 @@ private let floatKernels = TensorKernels<Float>(
     accumulate: { Float.accumulateDispatched($0, into: $1, count: $2) },
     zip: { Float.zipDispatched($0, $1, $2, $3, $4, $5, shape: $6) },
     swapLeadingAxes: { Float.swapLeadingAxesDispatched($0, $1, outer: $2, middle: $3, inner: $4, bias: $5) },
-    channelSums: { Float.channelSumsDispatched($0, $1, batch: $2, channels: $3, plane: $4) },
     markNonzero: { Float.markNonzeroDispatched($0, $1, $2) },
     copyRows: { Float.copyRowsDispatched($0, $1, $2) },
     addRows: { Float.addRowsDispatched($0, $1, $2) })
@@ -282,26 +274,16 @@ extension TensorScalar {
         _kernels.convolutionForward(input, weight, bias, output, outChannels, geometry)
     }
 
-    /// The input gradient of `convolutionForward` for `gradOutput`, written (not accumulated) to `gradInput`.
-    static func convolutionGradInput(_ gradOutput: UnsafePointer<Self>, weight: UnsafePointer<Self>,
-                                     _ gradInput: UnsafeMutablePointer<Self>, outChannels: Int,
-                                     geometry: ConvolutionGeometry) {
-        _kernels.convolutionGradInput(gradOutput, weight, gradInput, outChannels, geometry)
-    }
-
-    /// The weight gradient of `convolutionForward` for `gradOutput`, written (not accumulated) to `gradWeight`.
-    /// Sums of products of the inputs and output gradients, so a weight whose inputs or outputs are all zero gets an
-    /// exact zero.
-    static func convolutionGradWeight(_ gradOutput: UnsafePointer<Self>, input: UnsafePointer<Self>,
-                                      _ gradWeight: UnsafeMutablePointer<Self>, outChannels: Int,
-                                      geometry: ConvolutionGeometry) {
-        _kernels.convolutionGradWeight(gradOutput, input, gradWeight, outChannels, geometry)
-    }
-
-    /// sums[c] = the sum of x[n, c, l] over n and l, for x (batch, channels, plane): a convolution's bias gradient.
-    static func channelSums(_ x: UnsafePointer<Self>, _ sums: UnsafeMutablePointer<Self>, batch: Int, channels: Int,
-                            plane: Int) {
-        _kernels.channelSums(x, sums, batch, channels, plane)
+    /// The gradients of `convolutionForward` for `gradOutput` (N, Cout, outH, outW) in one pass over it: each of
+    /// `gradInput` (N, C, H, W), `gradWeight` (Cout, C, kh, kw) and `gradBias` (Cout) that is given is written (not
+    /// accumulated). `input` is needed for `gradWeight`, `weight` for `gradInput`. The weight gradient is a sum of
+    /// products of the inputs and output gradients, so a weight whose inputs or outputs are all zero gets an exact
+    /// zero.
+    static func convolutionBackward(_ gradOutput: UnsafePointer<Self>, input: UnsafePointer<Self>?,
+                                    weight: UnsafePointer<Self>?, gradInput: UnsafeMutablePointer<Self>?,
+                                    gradWeight: UnsafeMutablePointer<Self>?, gradBias: UnsafeMutablePointer<Self>?,
+                                    outChannels: Int, geometry: ConvolutionGeometry) {
+        _kernels.convolutionBackward(gradOutput, input, weight, gradInput, gradWeight, gradBias, outChannels, geometry)
     }
 
     /// Winograd F(3x3, 3x3) transformed filters (`Kernels/WinogradKernels.swift`): `weight` (K, C, 3, 3) into

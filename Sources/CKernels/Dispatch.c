@@ -54,7 +54,6 @@ typedef struct {
     void (*relu_backward)(const float *, const float *, float *, ptrdiff_t);
     void (*scale)(const float *, float, float *, ptrdiff_t);
     void (*shift_copy)(const float *, float, float *, ptrdiff_t);
-    float (*sum8)(const float *, ptrdiff_t);
     void (*winograd_input_tiles3)(const float *, float *, const CKWinogradTiles *);
     void (*winograd_output_tiles3)(const float *, float *, const CKWinogradTiles *);
     void (*winograd_input_tiles3_adjoint)(const float *, float *, const CKWinogradTiles *);
@@ -71,7 +70,7 @@ typedef struct {
 
 #define CK_TABLE(suffix) {                                                                                        \
     ck_binary_##suffix, ck_accumulate_##suffix, ck_relu_##suffix, ck_relu_backward_##suffix, ck_scale_##suffix, \
-    ck_shift_copy_##suffix, ck_sum8_##suffix, ck_winograd_input_tiles3_##suffix, ck_winograd_output_tiles3_##suffix, \
+    ck_shift_copy_##suffix, ck_winograd_input_tiles3_##suffix, ck_winograd_output_tiles3_##suffix,                  \
     ck_winograd_input_tiles3_adjoint_##suffix, ck_winograd_output_tiles3_adjoint_##suffix,                        \
     ck_winograd_filters_##suffix, ck_interleave8_##suffix, ck_deinterleave8_##suffix, ck_max_pool_plane_##suffix, \
     ck_mark_nonzero_##suffix, ck_max_magnitude_##suffix, ck_copy_rows_##suffix, ck_add_rows_##suffix }
@@ -155,7 +154,6 @@ void ck_relu_backward(const float *g, const float *y, float *dx, ptrdiff_t n) {
 }
 void ck_scale(const float *x, float s, float *y, ptrdiff_t n) { table()->scale(x, s, y, n); }
 void ck_shift_copy(const float *src, float shift, float *dst, ptrdiff_t n) { table()->shift_copy(src, shift, dst, n); }
-float ck_sum8(const float *x, ptrdiff_t n) { return table()->sum8(x, n); }
 void ck_winograd_input_tiles3(const float *scratch, float *v, const CKWinogradTiles *tiles) {
     table()->winograd_input_tiles3(scratch, v, tiles);
 }

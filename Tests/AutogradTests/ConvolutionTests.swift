@@ -92,6 +92,89 @@ final class ConvolutionTests: XCTestCase {
         }
     }
 
+    // MARK: The backward kernel
+
+    /// The three gradients by direct loops over the output gradient (Double): dx, dW, db of a convolution.
+    private func directGradients(_ gy: [Double], _ x: [Double], _ w: [Double], _ g: ConvolutionGeometry,
+                                 outChannels: Int) -> [[Double]] {
+        let (kh, kw, oh, ow) = (g.kernelHeight, g.kernelWidth, g.outputHeight, g.outputWidth)
+        var (dx, dw) = ([Double](repeating: 0, count: x.count), [Double](repeating: 0, count: w.count))
+        var db = [Double](repeating: 0, count: outChannels)
+        for n in 0..<g.batch { for o in 0..<outChannels { for oy in 0..<oh { for ox in 0..<ow {
+            let grad = gy[((n * outChannels + o) * oh + oy) * ow + ox]
+            db[o] += grad
+            for c in 0..<g.channels { for i in 0..<kh { for j in 0..<kw {
+                let iy = oy * g.strideHeight - g.padHeight + i * g.dilationHeight
+                let ix = ox * g.strideWidth - g.padWidth + j * g.dilationWidth
+                guard iy >= 0 && iy < g.height && ix >= 0 && ix < g.width else { continue }
+                let xi = ((n * g.channels + c) * g.height + iy) * g.width + ix
+                let wi = ((o * g.channels + c) * kh + i) * kw + j
+                dx[xi] += grad * w[wi]
+                dw[wi] += grad * x[xi]
+            } } }
+        } } } }
+        return [dx, dw, db]
+    }
+
+    /// The one-pass backward writes every element of each gradient it is asked for (the buffers start full of NaN),
+    /// for every subset of the three, on wide columns with and without padding, on compact columns one image at a
+    /// time (a strided large plane) and one chunk at a time (small planes, stride and dilation), at one and two
+    /// threads (two worker slots summing the parameter gradients).
+    func testBackwardWritesEachGradientAskedFor() {
+        let geometries = [
+            ConvolutionGeometry(batch: 3, channels: 2, height: 20, width: 20, kernel: (3, 3), stride: (1, 1),
+                                padding: (0, 0), dilation: (1, 1)),
+            ConvolutionGeometry(batch: 3, channels: 3, height: 18, width: 17, kernel: (3, 3), stride: (1, 1),
+                                padding: (1, 1), dilation: (1, 1)),
+            ConvolutionGeometry(batch: 3, channels: 2, height: 40, width: 38, kernel: (3, 3), stride: (2, 2),
+                                padding: (1, 1), dilation: (1, 1)),
+            ConvolutionGeometry(batch: 5, channels: 3, height: 11, width: 10, kernel: (3, 2), stride: (2, 1),
+                                padding: (1, 0), dilation: (2, 1)),
+        ]
+        XCTAssertEqual(geometries.map(\.usesWideColumns), [true, true, false, false])
+        XCTAssertEqual(geometries.map(\.gemmPerImage), [true, true, true, false])
+        let savedThreads = Parallel.threads
+        defer { Parallel.setThreads(savedThreads) }
+        var generator = SeededRandom(seed: 31)
+        for threads in [1, 2] {
+            Parallel.setThreads(threads)
+            for g in geometries {
+                let outChannels = 4
+                let random = { (count: Int) in (0..<count).map { _ in generator.normal() } }
+                let x = random(g.batch * g.inputImageSize), w = random(outChannels * g.columnRows)
+                let gy = random(g.batch * outChannels * g.outputPlane)
+                let expected = directGradients(gy, x, w, g, outChannels: outChannels)
+                for subset in 1..<8 {
+                    var (dx, dw, db) = (expected[0].map { _ in Double.nan }, expected[1].map { _ in Double.nan },
+                                        expected[2].map { _ in Double.nan })
+                    let asked = (0..<3).map { subset & (1 << $0) != 0 }
+                    dx.withUnsafeMutableBufferPointer { dx in
+                        dw.withUnsafeMutableBufferPointer { dw in
+                            db.withUnsafeMutableBufferPointer { db in
+                                Double.convolutionBackward(gy, input: x, weight: w,
+                                                           gradInput: asked[0] ? dx.baseAddress : nil,
+                                                           gradWeight: asked[1] ? dw.baseAddress : nil,
+                                                           gradBias: asked[2] ? db.baseAddress : nil,
+                                                           outChannels: outChannels, geometry: g)
+                            }
+                        }
+                    }
+                    let grads = [dx, dw, db]
+                    for (i, name) in ["input", "weight", "bias"].enumerated() {
+                        let what = "\(threads) thread(s), \(g), gradients \(asked): grad \(name)"
+                        if asked[i] {
+                            // relativeError would pass over a NaN (a comparison with NaN is false).
+                            XCTAssertFalse(grads[i].contains(where: \.isNaN), "\(what) left unwritten")
+                            XCTAssertLessThan(relativeError(grads[i], expected[i]), 1e-12, what)
+                        } else {
+                            XCTAssertTrue(grads[i].allSatisfy(\.isNaN), "\(what) was written")
+                        }
+                    }
+                }
+            }
+        }
+    }
+
     func testConv2dGradientOnlyForWeight() {
         var g = SeededRandom(seed: 12)
         let x = randomTensor([1, 2, 4, 4], &g)

@@ -78,12 +78,21 @@ extension TensorScalar {
         }
     }
 
-    /// Adds the wide column matrix (C * kh * kw, widePlane) back onto the padded image's gradient
-    /// (C, wideHeight, wideWidth), taps in order as `col2im` adds them.
+    /// Writes the padded image's gradient (C, wideHeight, wideWidth) from the wide column matrix
+    /// (C * kh * kw, widePlane), taps in order as `col2im` adds them onto zeros: each channel's first tap is copied
+    /// and the rest of its plane (past the first span) cleared, then the other taps are added.
     static func wideCol2im(_ columns: UnsafePointer<Self>, _ padded: UnsafeMutablePointer<Self>,
                            geometry g: ConvolutionGeometry) {
         let span = g.widePlane - (g.kernelWidth - 1)
-        forEachWideRow(g) { row, start in accumulate(columns + row, into: padded + start, count: span) }
+        let taps = g.kernelHeight * g.kernelWidth, paddedPlane = g.wideHeight * g.wideWidth
+        forEachWideRow(g) { row, start in
+            if row / g.widePlane % taps == 0 {
+                (padded + start).update(from: columns + row, count: span)
+                (padded + start + span).update(repeating: 0, count: paddedPlane - span)
+            } else {
+                accumulate(columns + row, into: padded + start, count: span)
+            }
+        }
     }
 
     /// (Cout, widePlane) -> (Cout, Hout, Wout): drops the extra positions of each row.
@@ -130,52 +139,44 @@ extension TensorScalar {
         }
     }
 
-    /// Input gradient of images n0 ..< n0 + count: dcol = W^T x gy (wide), added back onto the (zeroed) input
-    /// gradient.
-    static func wideGradInput(_ gradOutput: UnsafePointer<Self>, weight: UnsafePointer<Self>,
-                              _ gradInput: UnsafeMutablePointer<Self>, outChannels: Int, images n0: Int, count: Int,
-                              geometry g: ConvolutionGeometry) {
+    /// `convolutionBackwardKernel` on wide columns for images n0 ..< n0 + count, one image at a time: its output
+    /// gradient unpacked to (Cout, widePlane) once, the parameter product over its wide columns, then W^T x gy
+    /// (written over the columns) folded back onto its input gradient, through the padded scratch plane when the
+    /// convolution pads. The column buffer holds K rows and the row of ones.
+    static func wideBackward(_ gradOutput: UnsafePointer<Self>, input: UnsafePointer<Self>?,
+                             weight: UnsafePointer<Self>?, gradInput: UnsafeMutablePointer<Self>?,
+                             sums: UnsafeMutablePointer<Self>?, beta: Self, parameters: ParameterProduct,
+                             outChannels: Int, images n0: Int, count: Int, geometry g: ConvolutionGeometry) {
         let (k, length) = (g.columnRows, g.widePlane)
-        let scratch = k * length + outChannels * length + (g.pads ? g.paddedImageSize : 0)
-        BufferPool.withScratch(Self.self, count: scratch) { dcol in
-            let gy = dcol + k * length, padScratch = gy + outChannels * length
+        let scratch = (k + 1) * length + outChannels * length + (g.pads ? g.paddedImageSize : 0)
+        var beta = beta
+        BufferPool.withScratch(Self.self, count: scratch) { col in
+            let gy = col + (k + 1) * length, padScratch = gy + outChannels * length
+            if parameters.bias { (col + k * length).update(repeating: 1, count: length) }
             for n in n0..<(n0 + count) {
                 unpackWide(gradOutput + n * outChannels * g.outputPlane, gy, channels: outChannels, geometry: g)
+                if parameters.weight, let input {
+                    let padded = widePaddedImage(input + n * g.inputImageSize, scratch: padScratch, geometry: g)
+                    wideIm2col(padded, col, geometry: g)
+                }
+                if let sums {
+                    parameters.product(gy, col, width: length, outChannels: outChannels, beta: beta, into: sums)
+                    beta = 1
+                }
+                guard let gradInput, let weight else { continue }
                 parallelGemm(transA: true, transB: false, m: k, n: length, k: outChannels, alpha: 1,
-                             a: weight, lda: k, b: gy, ldb: length, beta: 0, c: dcol, ldc: length)
+                             a: weight, lda: k, b: gy, ldb: length, beta: 0, c: col, ldc: length)
                 let dx = gradInput + n * g.inputImageSize
                 guard g.pads else {
-                    wideCol2im(dcol, dx, geometry: g)
+                    wideCol2im(col, dx, geometry: g)
                     continue
                 }
-                padScratch.update(repeating: 0, count: g.paddedImageSize)
-                wideCol2im(dcol, padScratch, geometry: g)
+                wideCol2im(col, padScratch, geometry: g)
                 let (h, w, wideW) = (g.height, g.width, g.wideWidth)
                 for c in 0..<g.channels {
                     let src = padScratch + c * g.wideHeight * wideW + g.padHeight * wideW + g.padWidth
                     for y in 0..<h { (dx + (c * h + y) * w).update(from: src + y * wideW, count: w) }
                 }
-            }
-        }
-    }
-
-    /// Weight gradient of images n0 ..< n0 + count added onto `gradWeight` (Cout, K), or written over it when
-    /// `overwrite`: dW += gy (wide) x col^T.
-    static func wideGradWeight(_ gradOutput: UnsafePointer<Self>, input: UnsafePointer<Self>,
-                               _ gradWeight: UnsafeMutablePointer<Self>, overwrite: Bool, outChannels: Int,
-                               images n0: Int, count: Int, geometry g: ConvolutionGeometry) {
-        let (k, length) = (g.columnRows, g.widePlane)
-        let scratch = k * length + outChannels * length + (g.pads ? g.paddedImageSize : 0)
-        BufferPool.withScratch(Self.self, count: scratch) { col in
-            let gy = col + k * length, padScratch = gy + outChannels * length
-            var beta: Self = overwrite ? 0 : 1
-            for n in n0..<(n0 + count) {
-                let padded = widePaddedImage(input + n * g.inputImageSize, scratch: padScratch, geometry: g)
-                wideIm2col(padded, col, geometry: g)
-                unpackWide(gradOutput + n * outChannels * g.outputPlane, gy, channels: outChannels, geometry: g)
-                parallelGemm(transA: false, transB: true, m: outChannels, n: k, k: length, alpha: 1,
-                             a: gy, lda: length, b: col, ldb: length, beta: beta, c: gradWeight, ldc: k)
-                beta = 1
             }
         }
     }

@@ -111,19 +111,6 @@ extension Float {
         }
     }
 
-    /// sums[c] = the sum over images and the plane of x (batch, channels, plane), each plane in eight lanes.
-    static func channelSumsDispatched(_ x: UnsafePointer<Float>, _ sums: UnsafeMutablePointer<Float>, batch: Int,
-                                      channels: Int, plane: Int) {
-        Parallel.forRanges(channels, minimumPerThread: Swift.max(1, flatMinimum / Swift.max(1, batch * plane))) {
-            range in
-            for c in range {
-                var total: Float = 0
-                for n in 0..<batch { total += ck_sum8(x + (n * channels + c) * plane, plane) }
-                sums[c] = total
-            }
-        }
-    }
-
     /// Max pooling of every plane by `ck_max_pool_plane` (two vector passes per output row: each window column's
     /// best over the window's rows, then each output's best column); a plane holding a NaN is redone by the scalar
     /// scan, whose NaN rule the vector passes do not follow. The same results as `maxPoolScanning`.

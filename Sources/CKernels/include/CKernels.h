@@ -67,9 +67,6 @@ void ck_relu_backward(const float *g, const float *y, float *dx, ptrdiff_t n);
 void ck_scale(const float *x, float s, float *y, ptrdiff_t n);
 /// dst[i] = src[i] + shift for i < n (shift 0 copies).
 void ck_shift_copy(const float *src, float shift, float *dst, ptrdiff_t n);
-/// The sum of x[0..<n] in eight partial sums (lane l takes i = l mod 8 of the whole vectors), added lane 0 first
-/// after a pairwise fold, then the tail in order: the same on every path.
-float ck_sum8(const float *x, ptrdiff_t n);
 /// The tiles of one image in a Winograd F(3x3, 3x3) pass (the Swift `WinogradGeometry` and its side): tiles
 /// `tilesHigh` x `tilesWide`, numbered from `firstTile` among `chunkTiles`; `groups` groups of 8 channel lanes, `lanes`
 /// = 8 * groups; the scratch image of `rows` x `columns` cells of 8 lanes per group.
