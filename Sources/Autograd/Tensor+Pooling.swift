@@ -65,16 +65,14 @@ extension Tensor {
         }
         let inputShape = shape
         return Tensor.record(Tensor(shape: outShape, scalars: values), inputs: [self]) { g in
-            [Tensor(shape: inputShape) { dx in
+            // The kernel writes every element (planes = 0 leaves nothing to write).
+            [Tensor(shape: inputShape, scalars: [Scalar](fillingAll: inputShape.reduce(1, *)) { dx in
                 g.scalars.withUnsafeBufferPointer { pg in
                     indices.withUnsafeBufferPointer { pi in
-                        if outCount > 0 {
-                            Scalar.maxPoolBackward(pg.baseAddress!, pi.baseAddress!, dx.baseAddress!,
-                                                   geometry: geometry)
-                        }
+                        Scalar.maxPoolBackward(pg.baseAddress!, pi.baseAddress!, dx, geometry: geometry)
                     }
                 }
-            }]
+            })]
         }
     }
 }

@@ -327,8 +327,8 @@ extension TensorScalar {
         _kernels.maxPool(input, output, indices, geometry)
     }
 
-    /// The adjoint of `maxPool`: adds each output gradient into its recorded argmax of `gradInput` (accumulated
-    /// into, not cleared).
+    /// The adjoint of `maxPool`: writes `gradInput`, each output gradient added into its recorded argmax of a
+    /// cleared plane.
     static func maxPoolBackward(_ gradOutput: UnsafePointer<Self>, _ indices: UnsafePointer<Int32>,
                                 _ gradInput: UnsafeMutablePointer<Self>, geometry: PoolingGeometry) {
         _kernels.maxPoolBackward(gradOutput, indices, gradInput, geometry)

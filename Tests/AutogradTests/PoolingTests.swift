@@ -110,6 +110,34 @@ final class PoolingTests: XCTestCase {
         XCTAssertEqual(checked, 325)
     }
 
+    /// The backward kernel writes the whole input gradient (the buffer starts full of NaN): each output gradient
+    /// added into its argmax, zeros elsewhere, for overlapping windows (where an input takes several terms) and
+    /// windows that skip inputs, at one and two threads.
+    func testBackwardWritesTheWholeInputGradient() {
+        let savedThreads = Parallel.threads
+        defer { Parallel.setThreads(savedThreads) }
+        var generator = SeededRandom(seed: 32)
+        for threads in [1, 2] {
+            Parallel.setThreads(threads)
+            for (kernel, stride, padding) in [([1, 3, 3], [1, 2, 2], [0, 1, 1]), ([1, 2, 2], [1, 3, 3], [0, 0, 0])] {
+                let g = PoolingGeometry(planes: 6, depth: 2, height: 11, width: 13, kernel: kernel, stride: stride,
+                                        padding: padding)
+                let outCount = g.planes * g.outputPlane
+                let x = (0..<(g.planes * g.inputPlane)).map { _ in Float(generator.normal()) }
+                var indices = [Int32](repeating: 0, count: outCount)
+                var pooled = [Float](repeating: 0, count: outCount)
+                Float.maxPool(x, &pooled, &indices, geometry: g)
+                let gy = (0..<outCount).map { _ in Float(Int.random(in: 1...9, using: &generator)) }
+                var expected = [Float](repeating: 0, count: x.count)
+                for o in 0..<outCount { expected[o / g.outputPlane * g.inputPlane + Int(indices[o])] += gy[o] }
+                var dx = [Float](repeating: .nan, count: x.count)
+                Float.maxPoolBackward(gy, indices, &dx, geometry: g)
+                // Small integers: the sums are exact in any order.
+                XCTAssertEqual(dx, expected, "\(threads) thread(s), kernel \(kernel) stride \(stride)")
+            }
+        }
+    }
+
     func testMaxPoolTiesGoToFirstAndNaNPropagates() {
         // One 2x2 window of equal values: the whole gradient goes to the first in scan order.
         let x = Tensor<Double>(repeating: 1, shape: [1, 1, 2, 2]).requiringGradient()

@@ -137,11 +137,12 @@ extension TensorScalar {
     static func maxPoolBackwardKernel(_ gradOutput: UnsafePointer<Self>, _ indices: UnsafePointer<Int32>,
                                        _ gradInput: UnsafeMutablePointer<Self>, geometry g: PoolingGeometry) {
         let inPlane = g.inputPlane, outPlane = g.outputPlane
-        guard outPlane > 0 else { return }
-        // Each task owns whole planes of the input gradient.
-        Parallel.forRanges(g.planes, minimumPerThread: Swift.max(1, (1 << 14) / Swift.max(1, outPlane))) { planes in
+        // Each task owns whole planes of the input gradient, cleared just before its outputs are added in.
+        Parallel.forRanges(g.planes, minimumPerThread: Swift.max(1, (1 << 14) / Swift.max(1, outPlane, inPlane))) {
+            planes in
             for p in planes {
                 let dst = gradInput + p * inPlane
+                dst.update(repeating: 0, count: inPlane)
                 let base = p * outPlane
                 for o in base ..< base + outPlane {
                     dst[Int(indices[o])] += gradOutput[o]
