@@ -257,6 +257,33 @@ final class GradientCheckTests: XCTestCase {
         }
     }
 
+    /// Copies large enough to be split over threads (2^16 elements or more: a p4 map's rotation, a permutation, a
+    /// flip of a slice-shaped view, a padding) give, at two threads, the elements the definition puts there.
+    func testLargeMovementsSplitOverThreadsKeepEveryElement() {
+        let savedThreads = Parallel.threads
+        defer { Parallel.setThreads(savedThreads) }
+        Parallel.setThreads(2)
+        let shape = [6, 5, 4, 23, 29]
+        let x = Tensor<Float>(shape: shape, scalars: (0..<shape.reduce(1, *)).map { Float($0) })
+        XCTAssertGreaterThanOrEqual(x.count, 1 << 16)
+        let rotated = x.rotated90(1, axes: (3, 4))
+        XCTAssertEqual(rotated.shape, [6, 5, 4, 29, 23])
+        let permuted = x.permuted([4, 0, 3, 1, 2])
+        let flipped = x.flipped([0, 3])
+        let padded = x.padded(before: [0, 1, 0, 2, 0], after: [1, 0, 0, 0, 3])
+        var checked = 0
+        for n in 0..<6 { for c in 0..<5 { for g in 0..<4 { for i in 0..<23 { for j in 0..<29 {
+            let value = x.scalars[(((n * 5 + c) * 4 + g) * 23 + i) * 29 + j]
+            // rot90: out[.., p, q] = in[.., q, n - 1 - p], so in[i, j] lands at p = 28 - j, q = i.
+            XCTAssertEqual(rotated.scalars[(((n * 5 + c) * 4 + g) * 29 + (28 - j)) * 23 + i], value)
+            XCTAssertEqual(permuted.scalars[(((j * 6 + n) * 23 + i) * 5 + c) * 4 + g], value)
+            XCTAssertEqual(flipped.scalars[((((5 - n) * 5 + c) * 4 + g) * 23 + (22 - i)) * 29 + j], value)
+            XCTAssertEqual(padded.scalars[((((n * 6) + c + 1) * 4 + g) * 25 + i + 2) * 32 + j], value)
+            checked += 1
+        } } } } }
+        XCTAssertEqual(checked, x.count)
+    }
+
     /// rot90 against its definition: each step maps the plane (p, q) of sizes (m, n) to (n, m) with
     /// out[i, j] = in[j, n - 1 - i] (as `torch.rot90` with k = 1), the other axes untouched.
     func testRot90ForwardMatchesDefinition() {

@@ -219,6 +219,29 @@ extension TensorScalar {
                                    shape: [Int], accumulate: Bool) {
         let count = shape.reduce(1, *)
         guard count > 0 else { return }
+        // A large copy is split over its first axis, each part writing its own destination elements (a copy's
+        // destination is a contiguous tensor or a slice of one); an accumulation stays on one thread, since its
+        // destination may repeat (the gradient of a broadcast).
+        if !accumulate && shape.count >= 2 && shape[0] > 1 && dstStrides[0] != 0 && count >= 1 << 16
+            && Parallel.canFanOut {
+            let perRow = count / shape[0]
+            Parallel.forRanges(shape[0], minimumPerThread: Swift.max(1, (1 << 15) / perRow)) { range in
+                var part = shape
+                part[0] = range.count
+                stridedCopyBlock(src, srcOffset: srcOffset + range.lowerBound * srcStrides[0], srcStrides: srcStrides,
+                                 dst, dstOffset: dstOffset + range.lowerBound * dstStrides[0], dstStrides: dstStrides,
+                                 shape: part, accumulate: false)
+            }
+            return
+        }
+        stridedCopyBlock(src, srcOffset: srcOffset, srcStrides: srcStrides, dst, dstOffset: dstOffset,
+                         dstStrides: dstStrides, shape: shape, accumulate: accumulate)
+    }
+
+    /// `stridedCopyKernel` on the calling thread.
+    static func stridedCopyBlock(_ src: UnsafePointer<Self>, srcOffset: Int, srcStrides: [Int],
+                                 _ dst: UnsafeMutablePointer<Self>, dstOffset: Int, dstStrides: [Int],
+                                 shape: [Int], accumulate: Bool) {
         let rank = shape.count
         // The last two axes as one block of rows (flips and transposes of small planes have short rows, so the
         // index bookkeeping below runs once per block instead of once per row).
