@@ -113,9 +113,9 @@ final class DispatchedKernelTests: XCTestCase {
         }
     }
 
-    /// Blocks of short rows (im2col's copies, col2im's adds) on every path: every width from 0 to 40 (masked tails on
-    /// AVX-512, overlapping vectors of eight, four or two elsewhere), one or several planes and rows, strides wider
-    /// than the rows, and nothing written outside them.
+    /// Blocks of short rows (im2col's copies, col2im's adds) on every path: every width from 0 to 40 (copies with
+    /// masked tails on AVX-512, overlapping vectors of eight, four or two elsewhere and for every add), one or
+    /// several planes and rows, strides wider than the rows, and nothing written outside them.
     func testRowBlocksGiveTheGenericValuesOnEveryPath() {
         let source = values(900, seed: 11)
         var checked = 0

@@ -161,8 +161,7 @@ extension Float {
         ck_copy_rows(src, &b, dst)
     }
 
-    /// `addRows` by `ck_add_rows` (short rows' tails as masked vectors on AVX-512, as one overlapping vector
-    /// elsewhere).
+    /// `addRows` by `ck_add_rows` (short rows' tails as one overlapping vector on every path).
     static func addRowsDispatched(_ src: UnsafePointer<Float>, _ block: RowBlock, _ dst: UnsafeMutablePointer<Float>) {
         var b = block.c
         ck_add_rows(src, &b, dst)
