@@ -126,8 +126,8 @@ extension Double: TensorScalar {
 
 /// Float: BLAS `sgemm` (C cleared here for beta = 0), Winograd by default for the convolutions it supports, and the
 /// CPU-dispatched C kernels for relu, scaling, flat adds and products, gradient accumulation, the convolution's output
-/// pass with its bias, max pooling, the nonzero masks of the Winograd zero mask and im2col's and
-/// col2im's blocks of short rows (`Kernels/DispatchedKernels.swift`).
+/// pass with its bias, max pooling, the nonzero masks of the Winograd zero mask and im2col's and col2im's blocks of
+/// short rows (`Kernels/DispatchedKernels.swift`).
 private let floatKernels = TensorKernels<Float>(
     prefersWinograd: true,
     gemm: { transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc in

@@ -112,7 +112,7 @@ final class PoolingTests: XCTestCase {
 
     /// The backward kernel writes the whole input gradient (the buffer starts full of NaN): each output gradient
     /// added into its argmax, zeros elsewhere, for overlapping windows (where an input takes several terms) and
-    /// windows that skip inputs, at one and two threads.
+    /// windows that skip inputs, at one and two threads (128 planes of 286 inputs: enough work for two tasks).
     func testBackwardWritesTheWholeInputGradient() {
         let savedThreads = Parallel.threads
         defer { Parallel.setThreads(savedThreads) }
@@ -120,7 +120,7 @@ final class PoolingTests: XCTestCase {
         for threads in [1, 2] {
             Parallel.setThreads(threads)
             for (kernel, stride, padding) in [([1, 3, 3], [1, 2, 2], [0, 1, 1]), ([1, 2, 2], [1, 3, 3], [0, 0, 0])] {
-                let g = PoolingGeometry(planes: 6, depth: 2, height: 11, width: 13, kernel: kernel, stride: stride,
+                let g = PoolingGeometry(planes: 128, depth: 2, height: 11, width: 13, kernel: kernel, stride: stride,
                                         padding: padding)
                 let outCount = g.planes * g.outputPlane
                 let x = (0..<(g.planes * g.inputPlane)).map { _ in Float(generator.normal()) }

@@ -548,8 +548,8 @@ struct ParameterProduct: Sendable {
     func split<S: TensorScalar>(_ sums: UnsafePointer<S>, outChannels: Int, gradWeight: UnsafeMutablePointer<S>?,
                                 gradBias: UnsafeMutablePointer<S>?) {
         for o in 0..<outChannels {
-            gradWeight.map { ($0 + o * columnRows).update(from: sums + o * rows, count: columnRows) }
-            gradBias.map { $0[o] = sums[o * rows + rows - 1] }
+            if let gradWeight { (gradWeight + o * columnRows).update(from: sums + o * rows, count: columnRows) }
+            if let gradBias { gradBias[o] = sums[o * rows + rows - 1] }
         }
     }
 }
