@@ -7,7 +7,8 @@ import NN
 /// 8->16->32->64->128 (k3, pad 1), each with ReLU and, after the first three, max pooling (1, 3, 3) / (1, 2, 2) /
 /// (0, 1, 1): 33 -> 17 -> 9 -> 5 -> group pooling (N, 128, 5, 5) -> 3200 -> Linear 256 -> ReLU -> 32 -> ReLU -> 10
 /// logits. The strong variant adds batch norm (statistics shared over the group axis) after every convolution, a ReLU
-/// after the lifting one, and dropout before the hidden linear layers.
+/// after the lifting one, and dropout before the hidden linear layers. The encoder pools before each ReLU, the same
+/// function as the original's ReLU then pooling.
 /// Invariant to every element of the group. Parameter names match the original PyTorch module:
 /// `liftingconv.*`, `groupconv_encoder.{0,3,6,9}.*`, `head.{0,2,4}.*`.
 public class GroupEquivariantCNN: Module {
@@ -57,8 +58,11 @@ public class GroupEquivariantCNN: Module {
                 : GroupConv2d(widths[i], widths[i + 1], kernelSize: 3, padding: 1, group: group,
                               generator: &generator))
             if batchNorm { layers.append(BatchNorm(widths[i + 1])) }
-            layers.append(ReLU())
+            // Pooling before the ReLU: the same function and gradient as ReLU then pooling (ReLU is monotone, so it
+            // commutes with max, and a window's winner keeps its gradient exactly when it is positive), on a quarter
+            // of the elements.
             if i < 3 { layers.append(MaxPool3d(kernelSize: (1, 3, 3), stride: (1, 2, 2), padding: (0, 1, 1))) }
+            layers.append(ReLU())
         }
         groupconvEncoder = Sequential(layers)
         var headLayers: [Module] = []

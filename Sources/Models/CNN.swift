@@ -6,7 +6,7 @@ import NN
 /// (N, 1, 33, 33) -> conv 1->8 (k3) -> ReLU -> four convs 8->16->32->64->128 (k3, no padding), each with ReLU and,
 /// after the first three, MaxPool2d(3, 2, 1): 31 -> 29 -> 15 -> 13 -> 7 -> 5 -> 3 -> 1 -> 128 -> Linear 32 -> ReLU
 /// -> 10 logits. Parameter names match the original PyTorch module: `first_conv.*`, `convs.{0,3,6,9}.*`,
-/// `head.{0,2}.*`.
+/// `head.{0,2}.*`. The convs pool before each ReLU, the same function as the original's ReLU then pooling.
 public final class CNN: Module {
     /// Conv 1 -> 8 (k3, no padding): (N, 1, 33, 33) -> (N, 8, 31, 31); `first_conv`.
     public let firstConv: Conv2d
@@ -35,8 +35,10 @@ public final class CNN: Module {
         for i in 0..<4 {
             layers.append(Conv2d(widths[i], widths[i + 1], kernelSize: 3, generator: &generator))
             if batchNorm { layers.append(BatchNorm(widths[i + 1])) }
-            layers.append(ReLU())
+            // Pooling before the ReLU, the same function and gradient on a quarter of the elements (as in the
+            // C4CNN).
             if i < 3 { layers.append(MaxPool2d(kernelSize: 3, stride: 2, padding: 1)) }
+            layers.append(ReLU())
         }
         convs = Sequential(layers)
         var headLayers: [Module] = []

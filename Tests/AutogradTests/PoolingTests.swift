@@ -150,6 +150,33 @@ final class PoolingTests: XCTestCase {
         XCTAssertEqual(y.scalars[1], 5)
     }
 
+    /// The CNN and the C4CNN pool before their ReLUs: the same values and input gradients as ReLU then pooling,
+    /// checked on small integers (ties within windows, windows of zeros, windows with no positive value).
+    func testPoolingThenReLUIsReLUThenPooling() {
+        var generator = SeededRandom(seed: 23)
+        let cases: [(shape: [Int], pool: (Tensor<Float>) -> Tensor<Float>)] = [
+            ([3, 4, 9, 9], { $0.maxPool2d(kernel: (3, 3), stride: (2, 2), padding: (1, 1)) }),
+            ([2, 3, 4, 9, 9], { $0.maxPool3d(kernel: (1, 3, 3), stride: (1, 2, 2), padding: (0, 1, 1)) }),
+            ([2, 2, 3, 7, 6], { $0.maxPool3d(kernel: (2, 2, 3), stride: (1, 2, 1)) }),
+        ]
+        for (index, c) in cases.enumerated() {
+            let count = c.shape.reduce(1, *)
+            let values = (0..<count).map { _ in Float(Int.random(in: -3...2, using: &generator)) }
+            let seedCount = c.pool(Tensor(shape: c.shape, scalars: values)).count
+            let seed = (0..<seedCount).map { _ in Float(Int.random(in: 1...9, using: &generator)) }
+            var results: [(values: [Float], gradient: [Float])] = []
+            for reluFirst in [true, false] {
+                let x = Tensor<Float>(shape: c.shape, scalars: values).requiringGradient()
+                let y = reluFirst ? c.pool(x.relu()) : c.pool(x).relu()
+                y.backward(seed: Tensor(shape: y.shape, scalars: seed))
+                results.append((y.scalars, x.grad!.scalars))
+            }
+            XCTAssertEqual(results[0].values, results[1].values, "case \(index): values")
+            XCTAssertEqual(results[0].gradient, results[1].gradient, "case \(index): input gradients")
+            XCTAssertGreaterThan(results[0].gradient.filter { $0 != 0 }.count, 0, "case \(index): a gradient reaches x")
+        }
+    }
+
     // MARK: Finite differences (random normal values: no ties)
 
     /// Fails unless every two values of `x` are more than 2 eps apart (eps: the finite-difference step, 1e-6): only
