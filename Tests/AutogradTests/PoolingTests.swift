@@ -110,6 +110,39 @@ final class PoolingTests: XCTestCase {
         XCTAssertEqual(checked, 325)
     }
 
+    /// The models' pooling, (1, 3, 3) windows at stride (1, 2, 2) with padding (0, 1, 1), has its own kernel
+    /// (`ck_max_pool3s2`): the scan's values and indices bit for bit on every path, for odd and even heights and
+    /// widths from 1 up (planes narrower than a vector, the CNN's 5x5, the C4CNN's 33x33), a plane taller than one
+    /// block of output rows (601 columns: blocks of 6 rows), depth slices, ties, -inf, -0 against +0 and a NaN.
+    func testStrideTwoKernelMatchesTheScanOnEveryPath() {
+        var generator = SeededRandom(seed: 33)
+        let sizes = [(1, 1), (1, 2), (2, 1), (2, 2), (3, 4), (4, 3), (5, 5), (6, 8), (9, 17), (16, 16), (17, 33),
+                     (33, 33), (14, 601)]
+        for (height, width) in sizes {
+            let g = PoolingGeometry(planes: 3, depth: 2, height: height, width: width, kernel: [1, 3, 3],
+                                    stride: [1, 2, 2], padding: [0, 1, 1])
+            let inPlane = g.inputPlane, outCount = 3 * g.outputPlane
+            let levels: [Float] = [-1, -0.0, 0, 0.5, 2]
+            var x = (0..<(3 * inPlane)).map { _ in levels[Int.random(in: 0..<5, using: &generator)] }
+            x[0] = -.infinity
+            x[inPlane + inPlane / 2] = .nan
+            var scanned = [Float](repeating: 0, count: outCount)
+            var scannedIndices = [Int32](repeating: 0, count: outCount)
+            Float.maxPoolScanning(x, &scanned, &scannedIndices, geometry: g)
+            let results = CPUKernels.onEveryPath { () -> ([Float], [Int32]) in
+                var pooled = [Float](repeating: 7, count: outCount)
+                var indices = [Int32](repeating: -1, count: outCount)
+                Float.maxPool(x, &pooled, &indices, geometry: g)
+                return (pooled, indices)
+            }
+            for (path, (pooled, indices)) in results {
+                let what = "\(height)x\(width) on \(path)"
+                XCTAssertEqual(pooled.map(\.bitPattern), scanned.map(\.bitPattern), what)
+                XCTAssertEqual(indices, scannedIndices, what)
+            }
+        }
+    }
+
     /// The backward kernel writes the whole input gradient (the buffer starts full of NaN): each output gradient
     /// added into its argmax, zeros elsewhere, for overlapping windows (where an input takes several terms) and
     /// windows that skip inputs, at one and two threads (128 planes of 286 inputs: enough work for two tasks).

@@ -124,6 +124,22 @@ extension Float {
             kernelWidth: g.kernel[2], strideDepth: g.stride[0], strideHeight: g.stride[1], strideWidth: g.stride[2],
             padDepth: g.padding[0], padHeight: g.padding[1], padWidth: g.padding[2], outDepth: out[0],
             outHeight: out[1], outWidth: out[2])
+        if g.kernel == [1, 3, 3] && g.stride == [1, 2, 2] && g.padding == [0, 1, 1] {
+            // The pooling of the CNN and the C4CNN: its own kernel, whole blocks of output rows per pass.
+            Parallel.forRanges(g.planes, minimumPerThread: Swift.max(1, (1 << 14) / Swift.max(1, inPlane))) { range in
+                BufferPool.withScratch(Float.self, count: ck_max_pool3s2_scratch(g.height, g.width)) { scratch in
+                    for p in range {
+                        let (src, o, i) = (input + p * inPlane, output + p * outPlane, indices + p * outPlane)
+                        if ck_max_pool3s2(src, o, i, g.depth, g.height, g.width, scratch) != 0 {
+                            var one = g
+                            one.planes = 1
+                            maxPoolScanning(src, o, i, geometry: one)
+                        }
+                    }
+                }
+            }
+            return
+        }
         let columns = g.width + 2 * g.padding[2]
         withUnsafePointer(to: &plane) { plane in
             Parallel.forRanges(g.planes, minimumPerThread: Swift.max(1, (1 << 14) / Swift.max(1, inPlane))) { range in
