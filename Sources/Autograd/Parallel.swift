@@ -399,6 +399,20 @@ public enum BLASLibrary {
         if let now = coreName, now != current { coreChange = (current, now) }
     }
 
+    // MARK: Small products
+
+    /// OpenBLAS's kernel sets whose small-matrix kernels (products of at most 100^3 multiply-adds) write C for
+    /// beta = 0 without reading it, lowercased: on the others OpenBLAS clears C in a pass of its own first.
+    static let coresWithSmallZeroBetaKernels: Set<String> = ["skylakex", "cooperlake", "sapphirerapids"]
+
+    /// True when products of at most `smallProductLimit` multiply-adds with beta = 0 are best handed to OpenBLAS as
+    /// they are (its small-matrix kernels write C), rather than cleared first and run with beta = 1. Set once, with
+    /// the kernel choice.
+    private(set) nonisolated(unsafe) static var writesSmallProductsWithZeroBeta = false
+
+    /// OpenBLAS's bound for its small-matrix kernels: m n k at most 100^3.
+    static let smallProductLimit = 1_000_000.0
+
     // MARK: Set-up
 
     private static let prepared = Atomic<Bool>(false)
@@ -407,6 +421,8 @@ public enum BLASLibrary {
     private static let setUp: Void = {
         setThreads(1)
         switchCoreIfUnsuited()
+        writesSmallProductsWithZeroBeta = coreName.map { coresWithSmallZeroBetaKernels.contains($0.lowercased()) }
+            ?? false
         MemoryPolicy.apply()
         prepared.store(true, ordering: .releasing)
     }()

@@ -132,7 +132,9 @@ private let floatKernels = TensorKernels<Float>(
     prefersWinograd: true,
     gemm: { transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc in
         BLASLibrary.prepare()
-        let beta = clearedForZeroBeta(c, rows: m, columns: n, ldc: ldc, beta: beta)
+        let small = BLASLibrary.writesSmallProductsWithZeroBeta
+            && Double(m) * Double(n) * Double(k) <= BLASLibrary.smallProductLimit
+        let beta = small ? beta : clearedForZeroBeta(c, rows: m, columns: n, ldc: ldc, beta: beta)
         cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
                     Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
     },
@@ -161,6 +163,9 @@ private let doubleKernels = TensorKernels<Double>(
 /// `beta` and leaves C alone. OpenBLAS clears C for beta = 0 in a pass of its own before the product, and on some
 /// CPUs (its Zen kernels) that pass stores one float at a time: 7 % of a CNN training step there. memset stores whole
 /// vectors, and OpenBLAS skips its pass for beta = 1. The result is the same bits: the product is added to zeros.
+/// Float's small products on OpenBLAS's AVX-512 kernels keep beta = 0 instead
+/// (`BLASLibrary.writesSmallProductsWithZeroBeta`): its small-matrix kernels write C without reading it, where beta
+/// = 1 would clear C and read it back (about half the clearing of a C4CNN evaluation).
 private func clearedForZeroBeta<T: BinaryFloatingPoint>(_ c: UnsafeMutablePointer<T>, rows: Int, columns: Int,
                                                         ldc: Int, beta: T) -> T {
     guard beta == 0, rows > 0, columns > 0 else { return beta }

@@ -94,32 +94,45 @@ final class MatmulTests: XCTestCase {
         XCTAssertLessThan(relativeError(y.scalars, expected.scalars), 1e-12)
     }
 
-    /// The BLAS wrapper clears C itself for beta = 0 (and calls BLAS with beta = 1): every element of the m x n block
-    /// is the product whatever C held before (NaN included), the columns between n and ldc are untouched, and
-    /// beta = 1 still adds to C. Float and Double.
+    /// beta = 0 overwrites C (cleared by the wrapper and run with beta = 1, or, for Float's small products on
+    /// OpenBLAS's AVX-512 kernels, written by BLAS's small-matrix kernels): every element of the m x n block is the
+    /// product whatever C held before (NaN included), the columns between n and ldc are untouched, and beta = 1 still
+    /// adds to C. Float and Double, each transpose, a small product (5 x 7 x 3) and one above OpenBLAS's small-matrix
+    /// bound (120 x 90 x 100). Small integers: the sums are exact in any order.
     func testGemmWithZeroBetaOverwritesOnlyTheBlock() {
         func check<T: TensorScalar & BinaryFloatingPoint>(_: T.Type) {
-            let (m, n, k, ldc) = (5, 7, 3, 10)
-            let a = (0..<(m * k)).map { T($0 % 5) - 2 }
-            let b = (0..<(k * n)).map { T($0 % 7) * 0.5 - 1 }
-            var expected = [T](repeating: 0, count: m * n)
-            for i in 0..<m {
-                for j in 0..<n {
-                    for p in 0..<k { expected[i * n + j] += a[i * k + p] * b[p * n + j] }
+            for (m, n, k, ldc) in [(5, 7, 3, 10), (120, 90, 100, 95)] {
+                for (transA, transB) in [(false, false), (true, false), (false, true), (true, true)] {
+                    let what = "\(T.self) \(m)x\(n)x\(k) transA \(transA) transB \(transB)"
+                    let a = (0..<(m * k)).map { T($0 % 5) - 2 }
+                    let b = (0..<(k * n)).map { T($0 % 7) * 0.5 - 1 }
+                    // op(A)[i][p] and op(B)[p][j] from their stored layouts.
+                    func opA(_ i: Int, _ p: Int) -> T { transA ? a[p * m + i] : a[i * k + p] }
+                    func opB(_ p: Int, _ j: Int) -> T { transB ? b[j * k + p] : b[p * n + j] }
+                    var expected = [T](repeating: 0, count: m * n)
+                    for i in 0..<m {
+                        for j in 0..<n {
+                            for p in 0..<k { expected[i * n + j] += opA(i, p) * opB(p, j) }
+                        }
+                    }
+                    var c = [T](repeating: .nan, count: m * ldc)
+                    for i in 0..<m { for j in n..<ldc { c[i * ldc + j] = T(100 + i * ldc + j) } }
+                    T.gemm(transA: transA, transB: transB, m: m, n: n, k: k, alpha: 1, a: a,
+                           lda: transA ? m : k, b: b, ldb: transB ? k : n, beta: 0, c: &c, ldc: ldc)
+                    for i in 0..<m {
+                        XCTAssertEqual(Array(c[(i * ldc)..<(i * ldc + n)]), Array(expected[(i * n)..<(i * n + n)]),
+                                       "\(what): row \(i)")
+                        for j in n..<ldc {
+                            XCTAssertEqual(c[i * ldc + j], T(100 + i * ldc + j), "\(what): gap at \(i), \(j)")
+                        }
+                    }
+                    T.gemm(transA: transA, transB: transB, m: m, n: n, k: k, alpha: 1, a: a,
+                           lda: transA ? m : k, b: b, ldb: transB ? k : n, beta: 1, c: &c, ldc: ldc)
+                    for i in 0..<m {
+                        XCTAssertEqual(Array(c[(i * ldc)..<(i * ldc + n)]),
+                                       expected[(i * n)..<(i * n + n)].map { 2 * $0 }, "\(what): beta 1, row \(i)")
+                    }
                 }
-            }
-            var c = [T](repeating: .nan, count: m * ldc)
-            for i in 0..<m { for j in n..<ldc { c[i * ldc + j] = T(100 + i * ldc + j) } }
-            T.gemm(transA: false, transB: false, m: m, n: n, k: k, alpha: 1, a: a, lda: k, b: b, ldb: n, beta: 0,
-                   c: &c, ldc: ldc)
-            for i in 0..<m {
-                XCTAssertEqual(Array(c[(i * ldc)..<(i * ldc + n)]), Array(expected[(i * n)..<(i * n + n)]), "row \(i)")
-                for j in n..<ldc { XCTAssertEqual(c[i * ldc + j], T(100 + i * ldc + j), "gap at \(i), \(j)") }
-            }
-            T.gemm(transA: false, transB: false, m: m, n: n, k: k, alpha: 1, a: a, lda: k, b: b, ldb: n, beta: 1,
-                   c: &c, ldc: ldc)
-            for i in 0..<m {
-                XCTAssertEqual(Array(c[(i * ldc)..<(i * ldc + n)]), expected[(i * n)..<(i * n + n)].map { 2 * $0 })
             }
         }
         check(Float.self)

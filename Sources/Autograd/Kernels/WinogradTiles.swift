@@ -18,10 +18,12 @@ extension TensorScalar {
             let base = scratch + group * groupSize
             base.update(repeating: 0, count: top * cols * 8)
             (base + (top + h) * cols * 8).update(repeating: 0, count: (rows - top - h) * cols * 8)
+            // The side paddings are a few columns each: vector stores, not a library call per row.
+            let right = cols - left - w
             for y in top..<(top + h) {
                 let row = base + y * cols * 8
-                row.update(repeating: 0, count: left * 8)
-                (row + (left + w) * 8).update(repeating: 0, count: (cols - left - w) * 8)
+                for c in 0..<left { store8(Lanes(), row + c * 8) }
+                for c in 0..<right { store8(Lanes(), row + (left + w + c) * 8) }
             }
         }
         withUnsafeTemporaryAllocation(of: Lanes.self, capacity: 8) { t in
