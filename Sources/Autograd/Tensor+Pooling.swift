@@ -1,7 +1,8 @@
 // MARK: - Max pooling
 //
 // The forward records, per output, the in-plane index of the input element that won (Int32); the backward
-// scatters each output gradient onto that element, accumulating where windows overlap.
+// scatters each output gradient onto that element, accumulating where windows overlap. Where no gradient will be
+// asked for, the forward computes the values alone.
 
 extension Tensor {
     /// 2-D max pooling over (N, C, H, W), as `torch.nn.functional.max_pool2d` (floor mode, no dilation).
@@ -55,6 +56,12 @@ extension Tensor {
               "\(op): planes of \(geometry.inputPlane) elements are too large for Int32 indices")
         let outShape = outputShape(pooled)
         let outCount = planes * geometry.outputPlane
+        guard Tape.current.isRecording && requiresGradient else {
+            // Nothing will ask for the gradient: the values alone, without the indices the backward would read.
+            return Tensor(shape: outShape, scalars: [Scalar](fillingAll: outCount) { out in
+                scalars.withUnsafeBufferPointer { Scalar.maxPool($0.baseAddress!, out, nil, geometry: geometry) }
+            })
+        }
         // Every index is written by the kernel.
         var indices = [Int32](unsafeUninitializedCapacity: outCount) { _, initialized in initialized = outCount }
         let values = [Scalar](fillingAll: outCount) { out in

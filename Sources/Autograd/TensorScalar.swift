@@ -41,7 +41,7 @@ public final class TensorKernels<Scalar: TensorScalar>: @unchecked Sendable {
     let winogradForward: (In, In, In?, Out, WinogradGeometry) -> Void
     let winogradBackward: (In, In?, In?, Out?, Out?, Out?, WinogradGeometry) -> Void
     let swapLeadingAxes: (In, Out, Int, Int, Int, In?) -> Void
-    let maxPool: (In, Out, UnsafeMutablePointer<Int32>, PoolingGeometry) -> Void
+    let maxPool: (In, Out, UnsafeMutablePointer<Int32>?, PoolingGeometry) -> Void
     let maxPoolBackward: (In, UnsafePointer<Int32>, Out, PoolingGeometry) -> Void
     let markNonzero: (In, CKNonzeroBlock, UnsafeMutablePointer<UInt64>) -> Void
     let copyRows: (In, RowBlock, Out) -> Void
@@ -58,7 +58,7 @@ public final class TensorKernels<Scalar: TensorScalar>: @unchecked Sendable {
          map: @escaping (UnaryOp<Scalar>, UnsafeBufferPointer<Scalar>, UnsafeMutableBufferPointer<Scalar>) -> Void
              = { Scalar.mapKernel($0, $1, $2) },
          reluBackward: @escaping (In, In, Out, Int) -> Void = { Scalar.reluBackwardKernel($0, $1, $2, count: $3) },
-         maxPool: @escaping (In, Out, UnsafeMutablePointer<Int32>, PoolingGeometry) -> Void
+         maxPool: @escaping (In, Out, UnsafeMutablePointer<Int32>?, PoolingGeometry) -> Void
              = { Scalar.maxPoolKernel($0, $1, $2, geometry: $3) },
          accumulate: @escaping (In, Out, Int) -> Void = { Scalar.accumulateKernel($0, into: $1, count: $2) },
          zip: @escaping (BinaryOp, In, [Int], In, [Int], Out, [Int]) -> Void
@@ -325,10 +325,11 @@ extension TensorScalar {
     }
 
     /// Max pooling over (planes, depth, height, width) (`Kernels/PoolingKernels.swift`): writes each window's
-    /// maximum and the flat in-plane index (d * height * width + h * width + w) of the first maximum in scan order;
-    /// a NaN in a window wins. Padding positions never win.
+    /// maximum and, when `indices` is given, the flat in-plane index (d * height * width + h * width + w) of the
+    /// first maximum in scan order; a NaN in a window wins. Padding positions never win. The values are the same
+    /// bits with and without the indices.
     static func maxPool(_ input: UnsafePointer<Self>, _ output: UnsafeMutablePointer<Self>,
-                        _ indices: UnsafeMutablePointer<Int32>, geometry: PoolingGeometry) {
+                        _ indices: UnsafeMutablePointer<Int32>?, geometry: PoolingGeometry) {
         _kernels.maxPool(input, output, indices, geometry)
     }
 

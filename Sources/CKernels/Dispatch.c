@@ -64,6 +64,7 @@ typedef struct {
     ptrdiff_t (*deinterleave8)(const float *, ptrdiff_t, float *, ptrdiff_t, const float *);
     int (*max_pool_plane)(const float *, float *, int32_t *, const CKPoolPlane *, float *, int32_t *);
     int (*max_pool3s2)(const float *, float *, int32_t *, ptrdiff_t, ptrdiff_t, ptrdiff_t, float *);
+    int (*max_pool3s2_values)(const float *, float *, ptrdiff_t, ptrdiff_t, ptrdiff_t, float *);
     void (*mark_nonzero)(const float *, const CKNonzeroBlock *, uint64_t *);
     float (*max_magnitude)(const float *, ptrdiff_t);
     void (*copy_rows)(const float *, const CKRowBlock *, float *);
@@ -75,8 +76,8 @@ typedef struct {
     ck_shift_copy_##suffix, ck_winograd_input_tiles3_##suffix, ck_winograd_output_tiles3_##suffix,                  \
     ck_winograd_input_tiles3_adjoint_##suffix, ck_winograd_output_tiles3_adjoint_##suffix,                        \
     ck_winograd_filters_##suffix, ck_interleave8_##suffix, ck_deinterleave8_##suffix, ck_max_pool_plane_##suffix, \
-    ck_max_pool3s2_##suffix, ck_mark_nonzero_##suffix, ck_max_magnitude_##suffix, ck_copy_rows_##suffix,          \
-    ck_add_rows_##suffix }
+    ck_max_pool3s2_##suffix, ck_max_pool3s2_values_##suffix, ck_mark_nonzero_##suffix, ck_max_magnitude_##suffix,  \
+    ck_copy_rows_##suffix, ck_add_rows_##suffix }
 
 static const CKTable tables[] = {
     CK_TABLE(baseline),
@@ -186,6 +187,10 @@ int ck_max_pool_plane(const float *src, float *out, int32_t *idx, const CKPoolPl
 int ck_max_pool3s2(const float *src, float *out, int32_t *idx, ptrdiff_t depth, ptrdiff_t height, ptrdiff_t width,
                    float *scratch) {
     return table()->max_pool3s2(src, out, idx, depth, height, width, scratch);
+}
+int ck_max_pool3s2_values(const float *src, float *out, ptrdiff_t depth, ptrdiff_t height, ptrdiff_t width,
+                          float *scratch) {
+    return table()->max_pool3s2_values(src, out, depth, height, width, scratch);
 }
 void ck_mark_nonzero(const float *src, const CKNonzeroBlock *block, uint64_t *bits) {
     table()->mark_nonzero(src, block, bits);

@@ -113,7 +113,9 @@ final class PoolingTests: XCTestCase {
     /// The models' pooling, (1, 3, 3) windows at stride (1, 2, 2) with padding (0, 1, 1), has its own kernel
     /// (`ck_max_pool3s2`): the scan's values and indices bit for bit on every path, for odd and even heights and
     /// widths from 1 up (planes narrower than a vector, the CNN's 5x5, the C4CNN's 33x33), a plane taller than one
-    /// block of output rows (601 columns: blocks of 6 rows), depth slices, ties, -inf, -0 against +0 and a NaN.
+    /// block of output rows (601 columns: blocks of 6 rows), depth slices, ties, -inf, -0 against +0 and a NaN; and
+    /// the same values without indices (`ck_max_pool3s2_values`: plane 0 without -0 or NaN, planes 1 and 2 redone
+    /// with indices for their NaN and their -0).
     func testStrideTwoKernelMatchesTheScanOnEveryPath() {
         var generator = SeededRandom(seed: 33)
         let sizes = [(1, 1), (1, 2), (2, 1), (2, 2), (3, 4), (4, 3), (5, 5), (6, 8), (9, 17), (16, 16), (17, 33),
@@ -124,21 +126,26 @@ final class PoolingTests: XCTestCase {
             let inPlane = g.inputPlane, outCount = 3 * g.outputPlane
             let levels: [Float] = [-1, -0.0, 0, 0.5, 2]
             var x = (0..<(3 * inPlane)).map { _ in levels[Int.random(in: 0..<5, using: &generator)] }
+            for i in 0..<(2 * inPlane) where x[i] == 0 { x[i] = 0 }
             x[0] = -.infinity
             x[inPlane + inPlane / 2] = .nan
+            x[2 * inPlane + inPlane / 2] = -0.0
             var scanned = [Float](repeating: 0, count: outCount)
             var scannedIndices = [Int32](repeating: 0, count: outCount)
             Float.maxPoolScanning(x, &scanned, &scannedIndices, geometry: g)
-            let results = CPUKernels.onEveryPath { () -> ([Float], [Int32]) in
+            let results = CPUKernels.onEveryPath { () -> ([Float], [Int32], [Float]) in
                 var pooled = [Float](repeating: 7, count: outCount)
                 var indices = [Int32](repeating: -1, count: outCount)
                 Float.maxPool(x, &pooled, &indices, geometry: g)
-                return (pooled, indices)
+                var valuesOnly = [Float](repeating: 7, count: outCount)
+                Float.maxPool(x, &valuesOnly, nil, geometry: g)
+                return (pooled, indices, valuesOnly)
             }
-            for (path, (pooled, indices)) in results {
+            for (path, (pooled, indices, valuesOnly)) in results {
                 let what = "\(height)x\(width) on \(path)"
                 XCTAssertEqual(pooled.map(\.bitPattern), scanned.map(\.bitPattern), what)
                 XCTAssertEqual(indices, scannedIndices, what)
+                XCTAssertEqual(valuesOnly.map(\.bitPattern), scanned.map(\.bitPattern), "\(what), values only")
             }
         }
     }
@@ -181,6 +188,36 @@ final class PoolingTests: XCTestCase {
         let y = withNaN.maxPool2d(kernel: (1, 2))
         XCTAssertTrue(y.scalars[0].isNaN)
         XCTAssertEqual(y.scalars[1], 5)
+    }
+
+    /// Where no gradient will be asked for (`withoutGradients`, or an input that requires none) the pooling keeps no
+    /// indices; its values are the bits of the recorded pooling, for the models' windows and others, with ties of
+    /// -0 and +0 (the first in scan order wins) and a NaN.
+    func testPoolingWithoutGradientsGivesTheRecordedValues() {
+        var generator = SeededRandom(seed: 24)
+        let levels: [Float] = [-1, -0.0, 0, 3]
+        let values = (0..<(2 * 3 * 4 * 11 * 10)).map { _ in levels[Int.random(in: 0..<4, using: &generator)] }
+        var withNaN = values
+        withNaN[17] = .nan
+        let pools: [(Tensor<Float>) -> Tensor<Float>] = [
+            { $0.maxPool3d(kernel: (1, 3, 3), stride: (1, 2, 2), padding: (0, 1, 1)) },
+            { $0.maxPool3d(kernel: (2, 3, 2), stride: (1, 2, 2), padding: (1, 1, 0)) },
+            { $0.reshaped([2, 12, 11, 10]).maxPool2d(kernel: (3, 3), stride: (2, 2), padding: (1, 1)) },
+        ]
+        for (index, pool) in pools.enumerated() {
+            for scalars in [values, withNaN] {
+                let recorded = pool(Tensor<Float>(shape: [2, 3, 4, 11, 10], scalars: scalars).requiringGradient())
+                XCTAssertTrue(recorded.requiresGradient)
+                let plain = pool(Tensor<Float>(shape: [2, 3, 4, 11, 10], scalars: scalars))
+                let unrecorded = withoutGradients {
+                    pool(Tensor<Float>(shape: [2, 3, 4, 11, 10], scalars: scalars).requiringGradient())
+                }
+                XCTAssertFalse(unrecorded.requiresGradient)
+                XCTAssertEqual(plain.scalars.map(\.bitPattern), recorded.scalars.map(\.bitPattern), "pool \(index)")
+                XCTAssertEqual(unrecorded.scalars.map(\.bitPattern), recorded.scalars.map(\.bitPattern),
+                               "pool \(index)")
+            }
+        }
     }
 
     /// The CNN and the C4CNN pool before their ReLUs: the same values and input gradients as ReLU then pooling,

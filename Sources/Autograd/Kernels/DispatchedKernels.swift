@@ -115,10 +115,20 @@ extension Float {
     /// best over the window's rows, then each output's best column); a plane holding a NaN is redone by the scalar
     /// scan, whose NaN rule the vector passes do not follow. The same results as `maxPoolScanning`.
     static func maxPoolDispatched(_ input: UnsafePointer<Float>, _ output: UnsafeMutablePointer<Float>,
-                                  _ indices: UnsafeMutablePointer<Int32>, geometry g: PoolingGeometry) {
+                                  _ indices: UnsafeMutablePointer<Int32>?, geometry g: PoolingGeometry) {
         let out = g.outputSize
         let inPlane = g.inputPlane, outPlane = g.outputPlane
         guard outPlane > 0 else { return }
+        guard let indices else {
+            if g.kernel == [1, 3, 3] && g.stride == [1, 2, 2] && g.padding == [0, 1, 1] {
+                maxPoolValues3s2(input, output, geometry: g)
+            } else {
+                var discarded = [Int32](repeating: 0, count: g.planes * outPlane)
+                discarded.withUnsafeMutableBufferPointer { maxPoolDispatched(input, output, $0.baseAddress!,
+                                                                             geometry: g) }
+            }
+            return
+        }
         var plane = CKPoolPlane(
             depth: g.depth, height: g.height, width: g.width, kernelDepth: g.kernel[0], kernelHeight: g.kernel[1],
             kernelWidth: g.kernel[2], strideDepth: g.stride[0], strideHeight: g.stride[1], strideWidth: g.stride[2],
@@ -157,6 +167,28 @@ extension Float {
                             one.planes = 1
                             maxPoolScanning(src, o, i, geometry: one)
                         }
+                    }
+                }
+            }
+        }
+    }
+
+    /// The values of `maxPoolDispatched` for (1, 3, 3) windows at stride (1, 2, 2) with padding (0, 1, 1), without
+    /// indices (`ck_max_pool3s2_values`); a plane holding a NaN or a -0 is redone with indices, which decide the
+    /// ties the values alone cannot.
+    private static func maxPoolValues3s2(_ input: UnsafePointer<Float>, _ output: UnsafeMutablePointer<Float>,
+                                         geometry g: PoolingGeometry) {
+        let inPlane = g.inputPlane, outPlane = g.outputPlane
+        Parallel.forRanges(g.planes, minimumPerThread: Swift.max(1, (1 << 14) / Swift.max(1, inPlane))) { range in
+            BufferPool.withScratch(Float.self, count: ck_max_pool3s2_scratch(g.height, g.width) + outPlane) { scratch in
+                let redoneIndices = UnsafeMutableRawPointer(scratch + ck_max_pool3s2_scratch(g.height, g.width))
+                    .bindMemory(to: Int32.self, capacity: outPlane)
+                for p in range {
+                    let (src, o) = (input + p * inPlane, output + p * outPlane)
+                    if ck_max_pool3s2_values(src, o, g.depth, g.height, g.width, scratch) != 0 {
+                        var one = g
+                        one.planes = 1
+                        maxPoolDispatched(src, o, redoneIndices, geometry: one)
                     }
                 }
             }

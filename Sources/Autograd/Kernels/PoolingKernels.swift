@@ -43,8 +43,14 @@ struct PoolingGeometry: Sendable, Equatable {
 
 extension TensorScalar {
     static func maxPoolKernel(_ input: UnsafePointer<Self>, _ output: UnsafeMutablePointer<Self>,
-                               _ indices: UnsafeMutablePointer<Int32>, geometry g: PoolingGeometry) {
-        maxPoolScanning(input, output, indices, geometry: g)
+                               _ indices: UnsafeMutablePointer<Int32>?, geometry g: PoolingGeometry) {
+        if let indices {
+            maxPoolScanning(input, output, indices, geometry: g)
+        } else {
+            // The scan records the indices as it goes: into a buffer of its own, dropped afterwards.
+            var discarded = [Int32](repeating: 0, count: g.planes * g.outputPlane)
+            discarded.withUnsafeMutableBufferPointer { maxPoolScanning(input, output, $0.baseAddress!, geometry: g) }
+        }
     }
 
     /// The scalar scan of every window, for any geometry and element type.

@@ -55,6 +55,10 @@ void ck_accumulate(const float *src, float *dst, ptrdiff_t n);
 /// it up itself). Returns nonzero when the plane holds a NaN, as `ck_max_pool_plane`.
 int ck_max_pool3s2(const float *src, float *out, int32_t *idx, ptrdiff_t depth, ptrdiff_t height, ptrdiff_t width,
                    float *scratch);
+/// `ck_max_pool3s2` without the indices. Returns nonzero when the plane holds a NaN or a -0 (whose tie with +0 the
+/// scan breaks by position): the caller then redoes the plane with indices.
+int ck_max_pool3s2_values(const float *src, float *out, ptrdiff_t depth, ptrdiff_t height, ptrdiff_t width,
+                          float *scratch);
 /// The output rows `ck_max_pool3s2` takes at a time for slices of height x width: blocks of about 2048 outputs.
 static inline ptrdiff_t ck_max_pool3s2_block_rows(ptrdiff_t height, ptrdiff_t width) {
     const ptrdiff_t outH = (height - 1) / 2 + 1, rowStride = (width - 1) / 2 + 2;
