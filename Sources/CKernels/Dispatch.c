@@ -19,7 +19,8 @@ typedef float CKV2 __attribute__((vector_size(8)));
 #define CK_LOAD2(p) ({ CKV2 ck_v_; __builtin_memcpy(&ck_v_, (p), sizeof(CKV2)); ck_v_; })
 #define CK_STORE2(p, v) do { CKV2 ck_v_ = (v); __builtin_memcpy((p), &ck_v_, sizeof(CKV2)); } while (0)
 
-// Masked vector tails for row copies only where masked stores cost what plain ones do (AVX-512).
+// Masked vector tails (row copies, the general max pooling's column loops) only where masked stores cost what plain
+// ones do (AVX-512).
 #define CK_MASKED_TAILS 0
 #define CK_NAME(name) ck_##name##_baseline
 #define CK_TARGET

@@ -111,84 +111,58 @@ extension Float {
         }
     }
 
-    /// Max pooling of every plane by `ck_max_pool_plane` (two vector passes per output row: each window column's
-    /// best over the window's rows, then each output's best column); a plane holding a NaN is redone by the scalar
-    /// scan, whose NaN rule the vector passes do not follow. The same results as `maxPoolScanning`.
+    /// Max pooling of every plane by the CKernels: `ck_max_pool3s2` for the models' (1, 3, 3) windows at stride
+    /// (1, 2, 2) with padding (0, 1, 1) (`ck_max_pool3s2_values` without indices), `ck_max_pool_plane` for the rest
+    /// (two vector passes per output row: each window column's best over the window's rows, then each output's best
+    /// column). A plane holding a NaN is redone by the scalar scan, whose NaN rule the vector passes do not follow,
+    /// and without indices a plane holding a -0 is redone with them (they decide its ties with +0). The same results
+    /// as `maxPoolScanning`. Without `indices`, the kernels that write indices write each plane's into a scratch
+    /// plane of the task's.
     static func maxPoolDispatched(_ input: UnsafePointer<Float>, _ output: UnsafeMutablePointer<Float>,
                                   _ indices: UnsafeMutablePointer<Int32>?, geometry g: PoolingGeometry) {
         let out = g.outputSize
         let inPlane = g.inputPlane, outPlane = g.outputPlane
         guard outPlane > 0 else { return }
-        guard let indices else {
-            if g.kernel == [1, 3, 3] && g.stride == [1, 2, 2] && g.padding == [0, 1, 1] {
-                maxPoolValues3s2(input, output, geometry: g)
-            } else {
-                var discarded = [Int32](repeating: 0, count: g.planes * outPlane)
-                discarded.withUnsafeMutableBufferPointer { maxPoolDispatched(input, output, $0.baseAddress!,
-                                                                             geometry: g) }
-            }
-            return
-        }
         var plane = CKPoolPlane(
             depth: g.depth, height: g.height, width: g.width, kernelDepth: g.kernel[0], kernelHeight: g.kernel[1],
             kernelWidth: g.kernel[2], strideDepth: g.stride[0], strideHeight: g.stride[1], strideWidth: g.stride[2],
             padDepth: g.padding[0], padHeight: g.padding[1], padWidth: g.padding[2], outDepth: out[0],
             outHeight: out[1], outWidth: out[2])
-        if g.kernel == [1, 3, 3] && g.stride == [1, 2, 2] && g.padding == [0, 1, 1] {
-            // The pooling of the CNN and the C4CNN: its own kernel, whole blocks of output rows per pass.
-            Parallel.forRanges(g.planes, minimumPerThread: Swift.max(1, (1 << 14) / Swift.max(1, inPlane))) { range in
-                BufferPool.withScratch(Float.self, count: ck_max_pool3s2_scratch(g.height, g.width)) { scratch in
-                    for p in range {
-                        let (src, o, i) = (input + p * inPlane, output + p * outPlane, indices + p * outPlane)
-                        if ck_max_pool3s2(src, o, i, g.depth, g.height, g.width, scratch) != 0 {
-                            var one = g
-                            one.planes = 1
-                            maxPoolScanning(src, o, i, geometry: one)
-                        }
-                    }
-                }
-            }
-            return
-        }
+        let strideTwo = g.kernel == [1, 3, 3] && g.stride == [1, 2, 2] && g.padding == [0, 1, 1]
+        // The kernel's scratch: ck_max_pool3s2's blocks, or ck_max_pool_plane's column buffers (values and indices).
         let columns = g.width + 2 * g.padding[2]
+        let kernelScratch = strideTwo ? ck_max_pool3s2_scratch(g.height, g.width) : 2 * columns
+        let ownIndices = indices == nil ? outPlane : 0
         withUnsafePointer(to: &plane) { plane in
             Parallel.forRanges(g.planes, minimumPerThread: Swift.max(1, (1 << 14) / Swift.max(1, inPlane))) { range in
-                // Column buffers, their padding columns -inf with the largest index (the kernel writes the middle).
-                BufferPool.withScratch(Float.self, count: 2 * columns) { buffer in
-                    let colValue = buffer
-                    let colIndex = UnsafeMutableRawPointer(buffer + columns).bindMemory(to: Int32.self,
-                                                                                        capacity: columns)
-                    colValue.update(repeating: -Float.infinity, count: columns)
-                    colIndex.update(repeating: Int32.max, count: columns)
+                BufferPool.withScratch(Float.self, count: kernelScratch + ownIndices) { scratch in
+                    let colValue = scratch
+                    let colIndex = UnsafeMutableRawPointer(scratch + columns).bindMemory(to: Int32.self,
+                                                                                         capacity: columns)
+                    if !strideTwo {
+                        // Padding columns -inf with the largest index (the kernel writes the middle).
+                        colValue.update(repeating: -Float.infinity, count: columns)
+                        colIndex.update(repeating: Int32.max, count: columns)
+                    }
+                    let planeIndices = UnsafeMutableRawPointer(scratch + kernelScratch).bindMemory(
+                        to: Int32.self, capacity: ownIndices)
                     for p in range {
-                        let (src, o, i) = (input + p * inPlane, output + p * outPlane, indices + p * outPlane)
-                        if ck_max_pool_plane(src, o, i, plane, colValue, colIndex) != 0 {
+                        let (src, o) = (input + p * inPlane, output + p * outPlane)
+                        let i = indices.map { $0 + p * outPlane } ?? planeIndices
+                        let nan: Bool
+                        if strideTwo {
+                            // Without indices, the values alone unless the plane has a NaN or a -0.
+                            nan = (indices != nil || ck_max_pool3s2_values(src, o, g.depth, g.height, g.width,
+                                                                           scratch) != 0)
+                                && ck_max_pool3s2(src, o, i, g.depth, g.height, g.width, scratch) != 0
+                        } else {
+                            nan = ck_max_pool_plane(src, o, i, plane, colValue, colIndex) != 0
+                        }
+                        if nan {
                             var one = g
                             one.planes = 1
                             maxPoolScanning(src, o, i, geometry: one)
                         }
-                    }
-                }
-            }
-        }
-    }
-
-    /// The values of `maxPoolDispatched` for (1, 3, 3) windows at stride (1, 2, 2) with padding (0, 1, 1), without
-    /// indices (`ck_max_pool3s2_values`); a plane holding a NaN or a -0 is redone with indices, which decide the
-    /// ties the values alone cannot.
-    private static func maxPoolValues3s2(_ input: UnsafePointer<Float>, _ output: UnsafeMutablePointer<Float>,
-                                         geometry g: PoolingGeometry) {
-        let inPlane = g.inputPlane, outPlane = g.outputPlane
-        Parallel.forRanges(g.planes, minimumPerThread: Swift.max(1, (1 << 14) / Swift.max(1, inPlane))) { range in
-            BufferPool.withScratch(Float.self, count: ck_max_pool3s2_scratch(g.height, g.width) + outPlane) { scratch in
-                let redoneIndices = UnsafeMutableRawPointer(scratch + ck_max_pool3s2_scratch(g.height, g.width))
-                    .bindMemory(to: Int32.self, capacity: outPlane)
-                for p in range {
-                    let (src, o) = (input + p * inPlane, output + p * outPlane)
-                    if ck_max_pool3s2_values(src, o, g.depth, g.height, g.width, scratch) != 0 {
-                        var one = g
-                        one.planes = 1
-                        maxPoolDispatched(src, o, redoneIndices, geometry: one)
                     }
                 }
             }
