@@ -6,7 +6,8 @@ import Foundation
 // of `Float` tensors with at least 4 input channels and outputs of at least 3x3 take the Winograd kernels
 // (`Kernels/Winograd*.swift`): F(3x3, 3x3) or, on small maps, F(5x5, 3x3), 25 (or 49) GEMMs over transformed tiles,
 // 3.2x to 4.6x fewer multiplications than a direct product, at the price of rounding differences of a few 1e-6
-// relative; the group convolutions use them.
+// relative; the group convolutions use them. `.fastestBackward` keeps im2col's forward and takes the Winograd
+// adjoint for the gradients alone (the plain CNN: its max poolings then compare the direct sums).
 //
 // im2col (`Kernels/ConvolutionKernels.swift`), with K = Cin * kh * kw and L = Hout * Wout, runs over chunks of
 // images: each chunk unfolds its images into a column buffer col (K, images * L) of about 2^16 elements taken from
@@ -45,6 +46,13 @@ public enum ConvolutionAlgorithm: Sendable, Equatable {
     /// Winograd F(3x3, 3x3) (F(5x5, 3x3) for small images) for any element type; precondition: a 3x3 kernel,
     /// stride 1, dilation 1.
     case winograd
+    /// The forward of `.im2col` and the backward of `.fastest`: the outputs are the direct sums, so a max pooling
+    /// after the convolution compares the same values as with `.im2col` (Winograd's rounding picks another winner
+    /// wherever two candidates are within a few 1e-6, and the gradient then flows elsewhere), while the input and
+    /// weight gradients come from the Winograd adjoint wherever `.fastest` would take Winograd, within a few 1e-6
+    /// of the direct sums. For training a network with max pooling whose 3x3 layers spend most of their time in
+    /// the backward (the plain CNN's).
+    case fastestBackward
 }
 
 extension Tensor {
@@ -56,7 +64,8 @@ extension Tensor {
     ///   - stride: step (vertical, horizontal).
     ///   - padding: zeros on both sides (vertical, horizontal).
     ///   - dilation: spacing of the kernel taps (vertical, horizontal).
-    ///   - algorithm: the exact im2col path by default; `.fastest` takes Winograd where it applies.
+    ///   - algorithm: the exact im2col path by default; `.fastest` takes Winograd where it applies,
+    ///     `.fastestBackward` only for the gradients.
     ///   - filterCache: keeps the Winograd transform of `weight` for the next call with the same weight array
     ///     (`WinogradFilterCache`); for repeated inference with fixed filters.
     /// - Returns: (N, Cout, Hout, Wout) with Hout = floor((H + 2 ph - dh (kh - 1) - 1) / sh) + 1, likewise Wout.
@@ -96,16 +105,22 @@ extension Tensor {
 
         let winogradFits = geometry.kernelHeight == 3 && geometry.kernelWidth == 3 && stride == (1, 1)
             && dilation == (1, 1)
+        // Where `.fastest` takes Winograd.
+        let winogradIsFaster = winogradFits && Scalar.prefersWinograd && geometry.channels >= 4
+            && padding.0 <= 2 && padding.1 <= 2 && outH >= 3 && outW >= 3
+        var backward: WinogradGeometry?
         switch algorithm {
         case .winograd:
             check(winogradFits, "conv2d: the Winograd algorithm needs a 3x3 kernel with stride 1 and no "
                   + "dilation, got weight shape \(weight.shape), stride \(stride), dilation \(dilation)")
             return winogradConvolution(weight: weight, bias: bias, geometry: geometry, inputs: inputs,
                                        cache: filterCache)
-        case .fastest where winogradFits && Scalar.prefersWinograd && geometry.channels >= 4
-            && padding.0 <= 2 && padding.1 <= 2 && outH >= 3 && outW >= 3:
+        case .fastest where winogradIsFaster:
             return winogradConvolution(weight: weight, bias: bias, geometry: geometry, inputs: inputs,
                                        cache: filterCache)
+        case .fastestBackward where winogradIsFaster:
+            backward = WinogradGeometry(batch: batch, channels: geometry.channels, height: geometry.height,
+                                        width: geometry.width, outChannels: outChannels, padding: padding)
         default:
             break
         }
@@ -121,24 +136,32 @@ extension Tensor {
             }
         }
         return recordConvolution(output: Tensor(shape: outShape, scalars: output), x: x, weight: weight, bias: bias,
-                                 inputs: inputs, geometry: geometry, winograd: nil)
+                                 inputs: inputs, geometry: geometry,
+                                 winograd: backward.map { (filters: nil, geometry: $0) })
     }
 
-    /// Records a convolution whose result is `output`. The backward takes the Winograd adjoint when `winograd` (the
-    /// transformed filters) is given, im2col GEMMs otherwise.
+    /// Records a convolution whose result is `output`. The backward takes the Winograd adjoint when `winograd` is
+    /// given, with its transformed filters (nil: transformed from the weight when the input gradient needs them),
+    /// im2col GEMMs otherwise.
     private func recordConvolution(output: Tensor, x: Tensor, weight: Tensor, bias: Tensor?, inputs: [Tensor],
                                    geometry: ConvolutionGeometry,
-                                   winograd: (filters: [Scalar], geometry: WinogradGeometry)?) -> Tensor {
+                                   winograd: (filters: [Scalar]?, geometry: WinogradGeometry)?) -> Tensor {
         let (needX, needW) = (x.requiresGradient, weight.requiresGradient)
         let needBias = bias?.requiresGradient ?? false
         let outChannels = weight.shape[0]
         // Keep only what the backward needs: the input for dW, the weight (or its transform) for dx.
         let savedInput = needW ? x.scalars : []
-        let savedWeight = needX && winograd == nil ? weight.scalars : []
-        let savedFilters = needX ? winograd?.filters ?? [] : []
+        let savedWeight = needX && winograd?.filters == nil ? weight.scalars : []
+        let givenFilters = needX ? winograd?.filters : nil
         let winogradGeometry = winograd?.geometry
         let (xShape, wShape) = (x.shape, weight.shape)
         return Tensor.record(output, inputs: inputs) { g in
+            var savedFilters: [Scalar] = []
+            if needX, let wg = winogradGeometry {
+                savedFilters = givenFilters ?? [Scalar](fillingAll: wg.filterCount) { u in
+                    savedWeight.withUnsafeBufferPointer { Scalar.winogradFilters($0.baseAddress!, u, geometry: wg) }
+                }
+            }
             var dx = needX ? [Scalar](fillingAll: xShape.reduce(1, *)) { _ in } : nil
             var dw = needW ? [Scalar](fillingAll: wShape.reduce(1, *)) { _ in } : nil
             var db = needBias ? [Scalar](fillingAll: outChannels) { _ in } : nil

@@ -33,7 +33,13 @@ public final class CNN: Module {
         var layers: [Module] = []
         let widths = [8, 16, 32, 64, 128]
         for i in 0..<4 {
-            layers.append(Conv2d(widths[i], widths[i + 1], kernelSize: 3, generator: &generator))
+            // All four forward by im2col, so the poolings compare the direct sums, as PyTorch's do. The two
+            // large layers (31x31 and 15x15 inputs, two thirds of their time in the backward) take Winograd's
+            // gradients; the small late ones keep im2col's: their pooled, sparse output gradients leave weight
+            // gradients near AdamW's eps, whose first step follows the gradient's rounding.
+            let algorithm: ConvolutionAlgorithm = i < 2 ? .fastestBackward : .im2col
+            layers.append(Conv2d(widths[i], widths[i + 1], kernelSize: 3, algorithm: algorithm,
+                                 generator: &generator))
             if batchNorm { layers.append(BatchNorm(widths[i + 1])) }
             // Pooling before the ReLU, the same function and gradient on a quarter of the elements (as in the
             // C4CNN).

@@ -352,6 +352,55 @@ final class WinogradTests: XCTestCase {
         XCTAssertLessThanOrEqual(relativeError(fast.scalars, reference.scalars), 3e-5)
     }
 
+    /// `.fastestBackward` gives im2col's outputs and `.fastest`'s gradients, bit for bit, where `.fastest` takes
+    /// Winograd (with and without padding, a 3x3 and a 5x5 tile), and im2col's both ways where it does not (a 1x1
+    /// output, 2 input channels, a stride, Double); with every subset of the gradients asked for.
+    func testFastestBackwardHasTheDirectForwardAndTheWinogradGradients() {
+        var generator = SeededRandom(seed: 13)
+        func run<S: TensorScalar>(_ x: Tensor<S>, _ w: Tensor<S>, _ b: Tensor<S>, _ gy: Tensor<S>, padding: Int,
+                                  stride: Int, needs: (Bool, Bool, Bool),
+                                  _ algorithm: ConvolutionAlgorithm) -> [[S]] {
+            let xs = needs.0 ? x.requiringGradient() : x
+            let ws = needs.1 ? w.requiringGradient() : w
+            let bs = needs.2 ? b.requiringGradient() : b
+            let y = xs.conv2d(weight: ws, bias: bs, stride: (stride, stride), padding: (padding, padding),
+                              algorithm: algorithm)
+            if needs != (false, false, false) { y.backward(seed: gy) }
+            return [y.scalars, xs.grad?.scalars ?? [], ws.grad?.scalars ?? [], bs.grad?.scalars ?? []]
+        }
+        func check<S: TensorScalar>(_: S.Type, channels: Int, side: Int, padding: Int, stride: Int = 1,
+                                    winograd: Bool) {
+            let x = Tensor<S>.normal(shape: [3, channels, side, side], generator: &generator)
+            let w = Tensor<S>.normal(shape: [5, channels, 3, 3], generator: &generator)
+            let b = Tensor<S>.normal(shape: [5], generator: &generator)
+            let outSide = (side + 2 * padding - 3) / stride + 1
+            let gy = Tensor<S>.normal(shape: [3, 5, outSide, outSide], generator: &generator)
+            let label = "\(S.self), \(channels) channels, \(side)x\(side), padding \(padding), stride \(stride)"
+            for needs in [(true, true, true), (true, false, false), (false, true, false), (false, false, true),
+                          (false, false, false)] {
+                let both = run(x, w, b, gy, padding: padding, stride: stride, needs: needs, .fastestBackward)
+                let direct = run(x, w, b, gy, padding: padding, stride: stride, needs: needs, .im2col)
+                let fastest = run(x, w, b, gy, padding: padding, stride: stride, needs: needs, .fastest)
+                XCTAssertEqual(both[0], direct[0], "\(label): the forward is not im2col's")
+                let gradients = winograd ? fastest : direct
+                for (k, name) in [(1, "input"), (2, "weight"), (3, "bias")] {
+                    XCTAssertEqual(both[k], gradients[k], "\(label), needs \(needs): the \(name) gradient")
+                }
+                if winograd && needs.0 {
+                    XCTAssertNotEqual(both[1], direct[1], "\(label): the Winograd backward was not taken")
+                    XCTAssertLessThanOrEqual(relativeError(both[1], direct[1]), 3e-5, label)
+                }
+            }
+        }
+        check(Float.self, channels: 8, side: 11, padding: 0, winograd: true)
+        check(Float.self, channels: 6, side: 9, padding: 1, winograd: true)
+        check(Float.self, channels: 8, side: 7, padding: 0, winograd: true)
+        check(Float.self, channels: 8, side: 3, padding: 0, winograd: false)
+        check(Float.self, channels: 2, side: 9, padding: 1, winograd: false)
+        check(Float.self, channels: 8, side: 9, padding: 1, stride: 2, winograd: false)
+        check(Double.self, channels: 8, side: 9, padding: 1, winograd: false)
+    }
+
     /// `.fastest` keeps im2col for outputs smaller than 3x3 (where a tile is mostly waste) and takes Winograd from
     /// 3x3 outputs on, with and without padding.
     func testFastestTakesWinogradFromThreeByThreeOutputsOn() {

@@ -136,8 +136,8 @@ final class CommandRun {
     init(_ executable: URL, _ arguments: [String], directory: URL, logName: String) throws {
         outputURL = directory.appendingPathComponent("\(logName).out")
         errorURL = directory.appendingPathComponent("\(logName).err")
-        FileManager.default.createFile(atPath: outputURL.path, contents: nil)
-        FileManager.default.createFile(atPath: errorURL.path, contents: nil)
+        _ = FileManager.default.createFile(atPath: outputURL.path, contents: nil)
+        _ = FileManager.default.createFile(atPath: errorURL.path, contents: nil)
         process.executableURL = executable
         process.arguments = arguments
         process.currentDirectoryURL = directory

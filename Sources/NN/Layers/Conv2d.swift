@@ -13,7 +13,7 @@ public final class Conv2d: Module {
     public let stride: Int, padding: Int, dilation: Int
     /// How the convolution is computed: `.im2col` (the default) gives the direct sums, `.fastest` takes Winograd
     /// where it is faster (3x3, stride 1, at least 4 input channels, outputs of at least 3x3), with rounding
-    /// differences of a few 1e-6 relative.
+    /// differences of a few 1e-6 relative, `.fastestBackward` the direct sums forward and Winograd's gradients.
     public let algorithm: ConvolutionAlgorithm
     /// The weight's Winograd transform, reused in evaluation mode (Winograd layers only).
     let winogradCache = WinogradFilterCache<Float>()
