@@ -64,8 +64,8 @@ typedef struct {
     ptrdiff_t (*interleave8)(const float *, ptrdiff_t, ptrdiff_t, float *, float *);
     ptrdiff_t (*deinterleave8)(const float *, ptrdiff_t, float *, ptrdiff_t, const float *);
     int (*max_pool_plane)(const float *, float *, int32_t *, const CKPoolPlane *, float *, int32_t *);
-    int (*max_pool3s2)(const float *, float *, int32_t *, ptrdiff_t, ptrdiff_t, ptrdiff_t, float *);
-    int (*max_pool3s2_values)(const float *, float *, ptrdiff_t, ptrdiff_t, ptrdiff_t, float *);
+    int (*max_pool3s2)(const float *, float *, int32_t *, ptrdiff_t, ptrdiff_t, ptrdiff_t, ptrdiff_t, float *);
+    int (*max_pool3s2_values)(const float *, float *, ptrdiff_t, ptrdiff_t, ptrdiff_t, ptrdiff_t, float *);
     void (*mark_nonzero)(const float *, const CKNonzeroBlock *, uint64_t *);
     float (*max_magnitude)(const float *, ptrdiff_t);
     void (*copy_rows)(const float *, const CKRowBlock *, float *);
@@ -185,13 +185,13 @@ int ck_max_pool_plane(const float *src, float *out, int32_t *idx, const CKPoolPl
                       int32_t *colIndex) {
     return table()->max_pool_plane(src, out, idx, plane, colValue, colIndex);
 }
-int ck_max_pool3s2(const float *src, float *out, int32_t *idx, ptrdiff_t depth, ptrdiff_t height, ptrdiff_t width,
-                   float *scratch) {
-    return table()->max_pool3s2(src, out, idx, depth, height, width, scratch);
+int ck_max_pool3s2(const float *src, float *out, int32_t *idx, ptrdiff_t planes, ptrdiff_t depth, ptrdiff_t height,
+                   ptrdiff_t width, float *scratch) {
+    return table()->max_pool3s2(src, out, idx, planes, depth, height, width, scratch);
 }
-int ck_max_pool3s2_values(const float *src, float *out, ptrdiff_t depth, ptrdiff_t height, ptrdiff_t width,
-                          float *scratch) {
-    return table()->max_pool3s2_values(src, out, depth, height, width, scratch);
+int ck_max_pool3s2_values(const float *src, float *out, ptrdiff_t planes, ptrdiff_t depth, ptrdiff_t height,
+                          ptrdiff_t width, float *scratch) {
+    return table()->max_pool3s2_values(src, out, planes, depth, height, width, scratch);
 }
 void ck_mark_nonzero(const float *src, const CKNonzeroBlock *block, uint64_t *bits) {
     table()->mark_nonzero(src, block, bits);

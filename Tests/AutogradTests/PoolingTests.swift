@@ -114,22 +114,26 @@ final class PoolingTests: XCTestCase {
     /// (`ck_max_pool3s2`): the scan's values and indices bit for bit on every path, for odd and even heights and
     /// widths from 1 up (planes narrower than a vector, the CNN's 5x5, the C4CNN's 33x33), a plane taller than one
     /// block of output rows (601 columns: blocks of 6 rows), depth slices, ties, -inf, -0 against +0 and a NaN; and
-    /// the same values without indices (`ck_max_pool3s2_values`: plane 0 without -0 or NaN, planes 1 and 2 redone
-    /// with indices for their NaN and their -0).
+    /// the same values without indices (`ck_max_pool3s2_values`: planes without -0 or NaN, the calls holding the
+    /// NaN and the -0 redone with indices); with three planes, and with forty small ones that share calls.
     func testStrideTwoKernelMatchesTheScanOnEveryPath() {
         var generator = SeededRandom(seed: 33)
         let sizes = [(1, 1), (1, 2), (2, 1), (2, 2), (3, 4), (4, 3), (5, 5), (6, 8), (9, 17), (16, 16), (17, 33),
                      (33, 33), (14, 601)]
-        for (height, width) in sizes {
-            let g = PoolingGeometry(planes: 3, depth: 2, height: height, width: width, kernel: [1, 3, 3],
+        // Three planes (one call each for the larger ones), and 40 (small planes share a call: a block of output
+        // rows spans several planes, one of them with a NaN, another with a -0).
+        for (height, width, planes) in sizes.map({ ($0.0, $0.1, 3) }) + [(1, 1, 40), (3, 4, 40), (5, 5, 40),
+                                                                         (9, 9, 40), (6, 8, 40), (13, 13, 40)] {
+            let g = PoolingGeometry(planes: planes, depth: 2, height: height, width: width, kernel: [1, 3, 3],
                                     stride: [1, 2, 2], padding: [0, 1, 1])
-            let inPlane = g.inputPlane, outCount = 3 * g.outputPlane
+            let inPlane = g.inputPlane, outCount = planes * g.outputPlane
             let levels: [Float] = [-1, -0.0, 0, 0.5, 2]
-            var x = (0..<(3 * inPlane)).map { _ in levels[Int.random(in: 0..<5, using: &generator)] }
-            for i in 0..<(2 * inPlane) where x[i] == 0 { x[i] = 0 }
+            var x = (0..<(planes * inPlane)).map { _ in levels[Int.random(in: 0..<5, using: &generator)] }
+            // -0 only in the last plane (the others without it run values-only); a NaN in the middle one.
+            for i in 0..<((planes - 1) * inPlane) where x[i] == 0 { x[i] = 0 }
             x[0] = -.infinity
-            x[inPlane + inPlane / 2] = .nan
-            x[2 * inPlane + inPlane / 2] = -0.0
+            x[planes / 2 * inPlane + inPlane / 2] = .nan
+            x[(planes - 1) * inPlane + inPlane / 2] = -0.0
             var scanned = [Float](repeating: 0, count: outCount)
             var scannedIndices = [Int32](repeating: 0, count: outCount)
             Float.maxPoolScanning(x, &scanned, &scannedIndices, geometry: g)

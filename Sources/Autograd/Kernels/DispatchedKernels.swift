@@ -114,10 +114,10 @@ extension Float {
     /// Max pooling of every plane by the CKernels: `ck_max_pool3s2` for the models' (1, 3, 3) windows at stride
     /// (1, 2, 2) with padding (0, 1, 1) (`ck_max_pool3s2_values` without indices), `ck_max_pool_plane` for the rest
     /// (two vector passes per output row: each window column's best over the window's rows, then each output's best
-    /// column). A plane holding a NaN is redone by the scalar scan, whose NaN rule the vector passes do not follow,
-    /// and without indices a plane holding a -0 is redone with them (they decide its ties with +0). The same results
-    /// as `maxPoolScanning`. Without `indices`, the kernels that write indices write each plane's into a scratch
-    /// plane of the task's.
+    /// column). The planes of a call holding a NaN are redone by the scalar scan, whose NaN rule the vector passes do
+    /// not follow, and without indices those holding a -0 are redone with them (they decide its ties with +0). The
+    /// same results as `maxPoolScanning`. Without `indices`, the kernels that write indices write them into a
+    /// scratch of the task's.
     static func maxPoolDispatched(_ input: UnsafePointer<Float>, _ output: UnsafeMutablePointer<Float>,
                                   _ indices: UnsafeMutablePointer<Int32>?, geometry g: PoolingGeometry) {
         let out = g.outputSize
@@ -129,10 +129,14 @@ extension Float {
             padDepth: g.padding[0], padHeight: g.padding[1], padWidth: g.padding[2], outDepth: out[0],
             outHeight: out[1], outWidth: out[2])
         let strideTwo = g.kernel == [1, 3, 3] && g.stride == [1, 2, 2] && g.padding == [0, 1, 1]
+        // ck_max_pool3s2 takes as many planes at once as fill one block of its output rows (small planes share a
+        // pass); ck_max_pool_plane one.
+        let perCall = strideTwo
+            ? Swift.max(1, ck_max_pool3s2_block_rows(2048, g.height, g.width) / (g.depth * out[1])) : 1
         // The kernel's scratch: ck_max_pool3s2's blocks, or ck_max_pool_plane's column buffers (values and indices).
         let columns = g.width + 2 * g.padding[2]
-        let kernelScratch = strideTwo ? ck_max_pool3s2_scratch(g.height, g.width) : 2 * columns
-        let ownIndices = indices == nil ? outPlane : 0
+        let kernelScratch = strideTwo ? ck_max_pool3s2_scratch(perCall * g.depth, g.height, g.width) : 2 * columns
+        let ownIndices = indices == nil ? perCall * outPlane : 0
         withUnsafePointer(to: &plane) { plane in
             Parallel.forRanges(g.planes, minimumPerThread: Swift.max(1, (1 << 14) / Swift.max(1, inPlane))) { range in
                 BufferPool.withScratch(Float.self, count: kernelScratch + ownIndices) { scratch in
@@ -144,24 +148,25 @@ extension Float {
                         colValue.update(repeating: -Float.infinity, count: columns)
                         colIndex.update(repeating: Int32.max, count: columns)
                     }
-                    let planeIndices = UnsafeMutableRawPointer(scratch + kernelScratch).bindMemory(
+                    let ownIndex = UnsafeMutableRawPointer(scratch + kernelScratch).bindMemory(
                         to: Int32.self, capacity: ownIndices)
-                    for p in range {
+                    for p in stride(from: range.lowerBound, to: range.upperBound, by: perCall) {
+                        let count = Swift.min(perCall, range.upperBound - p)
                         let (src, o) = (input + p * inPlane, output + p * outPlane)
-                        let i = indices.map { $0 + p * outPlane } ?? planeIndices
+                        let i = indices.map { $0 + p * outPlane } ?? ownIndex
                         let nan: Bool
                         if strideTwo {
-                            // Without indices, the values alone unless the plane has a NaN or a -0.
-                            nan = (indices != nil || ck_max_pool3s2_values(src, o, g.depth, g.height, g.width,
+                            // Without indices, the values alone unless a plane has a NaN or a -0.
+                            nan = (indices != nil || ck_max_pool3s2_values(src, o, count, g.depth, g.height, g.width,
                                                                            scratch) != 0)
-                                && ck_max_pool3s2(src, o, i, g.depth, g.height, g.width, scratch) != 0
+                                && ck_max_pool3s2(src, o, i, count, g.depth, g.height, g.width, scratch) != 0
                         } else {
                             nan = ck_max_pool_plane(src, o, i, plane, colValue, colIndex) != 0
                         }
                         if nan {
-                            var one = g
-                            one.planes = 1
-                            maxPoolScanning(src, o, i, geometry: one)
+                            var these = g
+                            these.planes = count
+                            maxPoolScanning(src, o, i, geometry: these)
                         }
                     }
                 }

@@ -119,24 +119,27 @@ typedef struct {
 int ck_max_pool_plane(const float *src, float *out, int32_t *idx, const CKPoolPlane *plane, float *colValue,
                       int32_t *colIndex);
 
-/// `ck_max_pool_plane` for windows of (1, 3, 3) at stride (1, 2, 2) with padding (0, 1, 1), over `depth` slices of
-/// height x width, with the same results; `scratch` holds `ck_max_pool3s2_scratch(height, width)` floats (the kernel
-/// sets it up itself). Returns nonzero when the plane holds a NaN, as `ck_max_pool_plane`.
-int ck_max_pool3s2(const float *src, float *out, int32_t *idx, ptrdiff_t depth, ptrdiff_t height, ptrdiff_t width,
-                   float *scratch);
-/// `ck_max_pool3s2` without the indices. Returns nonzero when the plane holds a NaN or a -0 (whose tie with +0 the
-/// scan breaks by position): the caller then redoes the plane with indices.
-int ck_max_pool3s2_values(const float *src, float *out, ptrdiff_t depth, ptrdiff_t height, ptrdiff_t width,
-                          float *scratch);
-/// The output rows `ck_max_pool3s2` takes at a time for slices of height x width: blocks of about 2048 outputs.
-static inline ptrdiff_t ck_max_pool3s2_block_rows(ptrdiff_t height, ptrdiff_t width) {
-    const ptrdiff_t outH = (height - 1) / 2 + 1, rowStride = (width - 1) / 2 + 2;
+/// `ck_max_pool_plane` for windows of (1, 3, 3) at stride (1, 2, 2) with padding (0, 1, 1), over `planes`
+/// consecutive planes of `depth` slices of height x width (each plane's indices local to it, its outputs after the
+/// previous plane's), with the same results; `scratch` holds `ck_max_pool3s2_scratch(planes * depth, height, width)`
+/// floats (the kernel sets it up itself). Blocks of output rows run across the slices and planes, so that small
+/// planes share one pass. Returns nonzero when a plane holds a NaN, as `ck_max_pool_plane` (the caller redoes them).
+int ck_max_pool3s2(const float *src, float *out, int32_t *idx, ptrdiff_t planes, ptrdiff_t depth, ptrdiff_t height,
+                   ptrdiff_t width, float *scratch);
+/// `ck_max_pool3s2` without the indices. Returns nonzero when a plane holds a NaN or a -0 (whose tie with +0 the
+/// scan breaks by position): the caller then redoes the planes with indices.
+int ck_max_pool3s2_values(const float *src, float *out, ptrdiff_t planes, ptrdiff_t depth, ptrdiff_t height,
+                          ptrdiff_t width, float *scratch);
+/// The output rows `ck_max_pool3s2` takes at a time for `slices` slices of height x width: blocks of about 2048
+/// outputs (at least one row).
+static inline ptrdiff_t ck_max_pool3s2_block_rows(ptrdiff_t slices, ptrdiff_t height, ptrdiff_t width) {
+    const ptrdiff_t outRows = slices * ((height - 1) / 2 + 1), rowStride = (width - 1) / 2 + 2;
     const ptrdiff_t rows = rowStride >= 2048 ? 1 : 2048 / rowStride;
-    return rows < outH ? rows : outH;
+    return rows < outRows ? rows : outRows;
 }
-/// The floats of scratch `ck_max_pool3s2` needs for slices of height x width.
-static inline ptrdiff_t ck_max_pool3s2_scratch(ptrdiff_t height, ptrdiff_t width) {
-    return 6 * ck_max_pool3s2_block_rows(height, width) * ((width - 1) / 2 + 2);
+/// The floats of scratch `ck_max_pool3s2` needs for `slices` slices of height x width.
+static inline ptrdiff_t ck_max_pool3s2_scratch(ptrdiff_t slices, ptrdiff_t height, ptrdiff_t width) {
+    return 6 * ck_max_pool3s2_block_rows(slices, height, width) * ((width - 1) / 2 + 2);
 }
 
 /// A block of `planes` x `rows` rows of `width` floats and its bit masks: row r of plane p starts at
