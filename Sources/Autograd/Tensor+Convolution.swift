@@ -156,9 +156,10 @@ extension Tensor {
         let winogradGeometry = winograd?.geometry
         let (xShape, wShape) = (x.shape, weight.shape)
         return Tensor.record(output, inputs: inputs) { g in
-            var savedFilters: [Scalar] = []
+            // The transformed filters for the input gradient: the forward's, or transformed now (`.fastestBackward`).
+            var filters: [Scalar] = []
             if needX, let wg = winogradGeometry {
-                savedFilters = givenFilters ?? [Scalar](fillingAll: wg.filterCount) { u in
+                filters = givenFilters ?? [Scalar](fillingAll: wg.filterCount) { u in
                     savedWeight.withUnsafeBufferPointer { Scalar.winogradFilters($0.baseAddress!, u, geometry: wg) }
                 }
             }
@@ -172,7 +173,7 @@ extension Tensor {
                             savedInput.withUnsafeBufferPointer { px in
                                 if let wg = winogradGeometry {
                                     // One pass over the output gradient's transform serves all three gradients.
-                                    savedFilters.withUnsafeBufferPointer { pu in
+                                    filters.withUnsafeBufferPointer { pu in
                                         Scalar.winogradBackward(pg.baseAddress!, filters: pu.baseAddress,
                                                                 input: px.baseAddress, gradInput: pdx,
                                                                 gradWeight: pdw, gradBias: pdb, geometry: wg)

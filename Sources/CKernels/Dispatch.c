@@ -24,6 +24,7 @@ typedef float CKV2 __attribute__((vector_size(8)));
 #define CK_MASKED_TAILS 0
 #define CK_NAME(name) ck_##name##_baseline
 #define CK_TARGET
+#define CK_FMA 0
 #include "Variants.inc"
 #include "WinogradVariants.inc"
 #undef CK_NAME
@@ -33,6 +34,8 @@ typedef float CKV2 __attribute__((vector_size(8)));
 #define CK_X86 1
 #define CK_NAME(name) ck_##name##_avx2
 #define CK_TARGET __attribute__((target("avx2,fma")))
+#undef CK_FMA
+#define CK_FMA 1
 #include "Variants.inc"
 #include "WinogradVariants.inc"
 #undef CK_NAME
@@ -70,6 +73,10 @@ typedef struct {
     float (*max_magnitude)(const float *, ptrdiff_t);
     void (*copy_rows)(const float *, const CKRowBlock *, float *);
     void (*add_rows)(const float *, const CKRowBlock *, float *);
+    void (*gemm_nt_narrow)(ptrdiff_t, ptrdiff_t, ptrdiff_t, const float *, ptrdiff_t, const float *, ptrdiff_t, float *,
+                           ptrdiff_t);
+    void (*gemm_tn_narrow)(ptrdiff_t, ptrdiff_t, ptrdiff_t, const float *, ptrdiff_t, const float *, ptrdiff_t, float *,
+                           ptrdiff_t, int);
 } CKTable;
 
 #define CK_TABLE(suffix) {                                                                                        \
@@ -78,7 +85,7 @@ typedef struct {
     ck_winograd_input_tiles3_adjoint_##suffix, ck_winograd_output_tiles3_adjoint_##suffix,                        \
     ck_winograd_filters_##suffix, ck_interleave8_##suffix, ck_deinterleave8_##suffix, ck_max_pool_plane_##suffix, \
     ck_max_pool3s2_##suffix, ck_max_pool3s2_values_##suffix, ck_mark_nonzero_##suffix, ck_max_magnitude_##suffix,  \
-    ck_copy_rows_##suffix, ck_add_rows_##suffix }
+    ck_copy_rows_##suffix, ck_add_rows_##suffix, ck_gemm_nt_narrow_##suffix, ck_gemm_tn_narrow_##suffix }
 
 static const CKTable tables[] = {
     CK_TABLE(baseline),
@@ -198,4 +205,12 @@ void ck_mark_nonzero(const float *src, const CKNonzeroBlock *block, uint64_t *bi
 }
 float ck_max_magnitude(const float *x, ptrdiff_t n) { return table()->max_magnitude(x, n); }
 void ck_copy_rows(const float *src, const CKRowBlock *block, float *dst) { table()->copy_rows(src, block, dst); }
+void ck_gemm_nt_narrow(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, const float *a, ptrdiff_t lda, const float *b,
+                       ptrdiff_t ldb, float *c, ptrdiff_t ldc) {
+    table()->gemm_nt_narrow(m, n, k, a, lda, b, ldb, c, ldc);
+}
+void ck_gemm_tn_narrow(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, const float *a, ptrdiff_t lda, const float *b,
+                       ptrdiff_t ldb, float *c, ptrdiff_t ldc, int accumulate) {
+    table()->gemm_tn_narrow(m, n, k, a, lda, b, ldb, c, ldc, accumulate);
+}
 void ck_add_rows(const float *src, const CKRowBlock *block, float *dst) { table()->add_rows(src, block, dst); }

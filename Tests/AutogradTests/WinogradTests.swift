@@ -1,3 +1,4 @@
+import CKernels
 import XCTest
 @testable import Autograd
 
@@ -119,6 +120,100 @@ final class WinogradTests: XCTestCase {
     /// Cooperlake, SkylakeX, Haswell, Zen and Sandybridge kernels (OPENBLAS_CORETYPE) at 1 to 8 threads.
     func testFloatMatchesDirectConvolution() {
         for (i, c) in cases.enumerated() { run(Float.self, c, tolerance: 2e-5, seed: UInt64(200 + i)) }
+    }
+
+    /// The backward through the narrow products (forced; they are chosen only without BLAS small-matrix kernels)
+    /// meets the same tolerance against direct sums, for layers of 8 and 16 input channels, chunked and all at once;
+    /// the products take them only for the shapes they support.
+    func testNarrowProductsMatchDirectConvolution() {
+        let narrowCases = [
+            Case(batch: 3, channels: 8, outChannels: 16, height: 11, width: 9, padding: 0),
+            Case(batch: 2, channels: 16, outChannels: 32, height: 8, width: 8, padding: 1),
+            Case(batch: 2, channels: 8, outChannels: 8, height: 6, width: 6, padding: 1, bias: false),
+            Case(batch: 2, channels: 16, outChannels: 24, height: 7, width: 10, padding: 1),
+        ]
+        let savedLimit = WinogradGeometry.allAtOnceLimit
+        defer {
+            WinogradGeometry.forcedNarrowProducts = nil
+            WinogradGeometry.allAtOnceLimit = savedLimit
+        }
+        WinogradGeometry.forcedNarrowProducts = true
+        for limit in [savedLimit, 0] {
+            WinogradGeometry.allAtOnceLimit = limit
+            for (i, c) in narrowCases.enumerated() { run(Float.self, c, tolerance: 2e-5, seed: UInt64(300 + i)) }
+        }
+        func choice(_ channels: Int, _ outChannels: Int) -> (input: Bool, weight: Bool) {
+            Float.narrowProducts(WinogradGeometry(batch: 1, channels: channels, height: 9, width: 9,
+                                                  outChannels: outChannels, padding: (1, 1)))
+        }
+        XCTAssertTrue(choice(8, 16) == (true, true) && choice(16, 32) == (true, true))
+        XCTAssertTrue(choice(16, 24) == (true, false) && choice(8, 8) == (true, false))
+        XCTAssertTrue(choice(32, 64) == (false, false) && choice(12, 16) == (false, false)
+                      && choice(8, 72) == (false, false))
+        XCTAssertTrue(Double.narrowProducts(WinogradGeometry(batch: 1, channels: 8, height: 9, width: 9,
+                                                             outChannels: 16, padding: (1, 1))) == (false, false))
+        WinogradGeometry.forcedNarrowProducts = false
+        XCTAssertTrue(choice(8, 16) == (false, false))
+    }
+
+    /// `ck_gemm_nt_narrow` and `ck_gemm_tn_narrow` on every path against Double sums, within float32's bound for a
+    /// chain of k products, (k + 1) 2^-24 sum |a b| per entry (2^-23 on the accumulated ones), for ragged row
+    /// counts, padded leading dimensions and k from 1 to 300; the padding between rows of C is left untouched.
+    func testNarrowProductKernelsOnEveryPath() {
+        var generator = SeededRandom(seed: 14)
+        func values(_ count: Int) -> [Float] { (0..<count).map { _ in Float(generator.normal()) } }
+        for (m, n, k) in [(1, 8, 1), (3, 8, 16), (7, 16, 5), (37, 16, 64), (9, 24, 33), (4, 64, 64)] {
+            let (lda, ldb, ldc) = (k + 3, k + 1, n + 5)
+            let a = values(m * lda), b = values(n * ldb)
+            for (path, c) in CPUKernels.onEveryPath({ () -> [Float] in
+                var c = [Float](repeating: .nan, count: m * ldc)
+                ck_gemm_nt_narrow(m, n, k, a, lda, b, ldb, &c, ldc)
+                return c
+            }) {
+                for i in 0..<m {
+                    for j in 0..<ldc {
+                        let got = c[i * ldc + j], what = "nt \(m)x\(n)x\(k) on \(path) at (\(i), \(j))"
+                        guard j < n else { XCTAssertTrue(got.isNaN, "\(what): padding written"); continue }
+                        var exact = 0.0, bound = 0.0
+                        for kk in 0..<k {
+                            let term = Double(a[i * lda + kk]) * Double(b[j * ldb + kk])
+                            exact += term
+                            bound += abs(term)
+                        }
+                        XCTAssertLessThanOrEqual(abs(Double(got) - exact), Double(k + 1) * 0x1p-24 * bound, what)
+                    }
+                }
+            }
+        }
+        for (m, n, k) in [(4, 16, 1), (8, 16, 7), (16, 32, 300), (12, 48, 40)] {
+            let (lda, ldb, ldc) = (m + 2, n + 3, n + 4)
+            let a = values(k * lda), b = values(k * ldb), start = values(m * ldc)
+            for accumulate in [false, true] {
+                for (path, c) in CPUKernels.onEveryPath({ () -> [Float] in
+                    var c = start
+                    ck_gemm_tn_narrow(m, n, k, a, lda, b, ldb, &c, ldc, accumulate ? 1 : 0)
+                    return c
+                }) {
+                    for i in 0..<m {
+                        for j in 0..<ldc {
+                            let got = c[i * ldc + j]
+                            let what = "tn \(m)x\(n)x\(k) accumulate \(accumulate) on \(path) at (\(i), \(j))"
+                            guard j < n else {
+                                XCTAssertEqual(got, start[i * ldc + j], "\(what): padding written")
+                                continue
+                            }
+                            var exact = accumulate ? Double(start[i * ldc + j]) : 0, bound = abs(exact)
+                            for t in 0..<k {
+                                let term = Double(a[t * lda + i]) * Double(b[t * ldb + j])
+                                exact += term
+                                bound += abs(term)
+                            }
+                            XCTAssertLessThanOrEqual(abs(Double(got) - exact), Double(k + 2) * 0x1p-23 * bound, what)
+                        }
+                    }
+                }
+            }
+        }
     }
 
     /// The same cases through F(5x5, 3x3) blocks (chosen automatically only for small images).

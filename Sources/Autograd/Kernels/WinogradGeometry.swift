@@ -58,6 +58,9 @@ struct WinogradGeometry: Sendable, Equatable {
 
     /// When set, convolutions take this block instead of choosing (for tests of both block sizes).
     nonisolated(unsafe) static var forcedBlock: Int?
+    /// When set, the backward's products take the narrow kernels (true, where their shapes allow) or BLAS (false)
+    /// instead of choosing (for tests of both).
+    nonisolated(unsafe) static var forcedNarrowProducts: Bool?
     /// The backward pass keeps every tile's transforms at once (instead of chunks of images) up to this many
     /// elements.
     nonisolated(unsafe) static var allAtOnceLimit = 1 << 22

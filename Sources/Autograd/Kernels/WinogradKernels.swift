@@ -212,14 +212,12 @@ extension TensorScalar {
         func products(_ xi: Int, tiles: Int, dm: UnsafeMutablePointer<Self>, v: UnsafeMutablePointer<Self>,
                       du: UnsafeMutablePointer<Self>?, beta: Self) {
             if let du {
-                gemm(transA: true, transB: false, m: g.channels, n: g.outChannels, k: tiles, alpha: 1,
-                     a: v + xi * tiles * g.inLanes, lda: g.inLanes, b: dm + xi * tiles * g.outLanes, ldb: g.outLanes,
-                     beta: beta, c: du + xi * g.channels * g.outLanes, ldc: g.outLanes)
+                winogradWeightProduct(v + xi * tiles * g.inLanes, dm + xi * tiles * g.outLanes, tiles: tiles,
+                                      du + xi * g.channels * g.outLanes, beta: beta, g)
             }
             if needInput, let u {
-                gemm(transA: false, transB: true, m: tiles, n: g.channels, k: g.outChannels, alpha: 1,
-                     a: dm + xi * tiles * g.outLanes, lda: g.outLanes, b: u + xi * g.channels * g.outLanes,
-                     ldb: g.outLanes, beta: 0, c: v + xi * tiles * g.inLanes, ldc: g.inLanes)
+                winogradInputProduct(dm + xi * tiles * g.outLanes, u + xi * g.channels * g.outLanes, tiles: tiles,
+                                     v + xi * tiles * g.inLanes, g)
             }
         }
 
@@ -338,13 +336,11 @@ extension TensorScalar {
             for p in 0..<a {
                 Parallel.forEach(a) { q in
                     let xi = p * a + q
-                    gemm(transA: true, transB: false, m: c, n: k, k: tiles, alpha: 1,
-                         a: v + xi * tiles * g.inLanes, lda: g.inLanes, b: dm + xi * tiles * g.outLanes,
-                         ldb: g.outLanes, beta: 0, c: row + q * slab, ldc: lanes)
+                    winogradWeightProduct(v + xi * tiles * g.inLanes, dm + xi * tiles * g.outLanes, tiles: tiles,
+                                          row + q * slab, beta: 0, g)
                     if let u {
-                        gemm(transA: false, transB: true, m: tiles, n: c, k: k, alpha: 1,
-                             a: dm + xi * tiles * g.outLanes, lda: g.outLanes, b: u + xi * slab, ldb: lanes,
-                             beta: 0, c: v + xi * tiles * g.inLanes, ldc: g.inLanes)
+                        winogradInputProduct(dm + xi * tiles * g.outLanes, u + xi * slab, tiles: tiles,
+                                             v + xi * tiles * g.inLanes, g)
                     }
                 }
                 let (g0, g1, g2) = (gm[p * 3], gm[p * 3 + 1], gm[p * 3 + 2])
@@ -378,4 +374,59 @@ extension TensorScalar {
             }
         }
     }
+}
+
+// MARK: - The backward's products
+
+extension TensorScalar {
+    /// Whether the backward's products of `g` take the narrow kernels (`ck_gemm_nt_narrow`, `ck_gemm_tn_narrow`):
+    /// for Float with FMA (the AVX2 and AVX-512 paths), 8 or 16 input channels (at most 32 output channels for the
+    /// weight gradient's), and a BLAS without small-matrix kernels (OpenBLAS's Haswell kernels, which Zen cores run
+    /// too): there packing the operands of products over 16 to 32 terms took as long as multiplying them, and the
+    /// narrow kernels took a third to a half less time (the CNN's 8 -> 16 and 16 -> 32 layers). OpenBLAS's SkylakeX
+    /// and Cooperlake small-matrix kernels are faster than them, and from 32 channels on BLAS is as fast.
+    static func narrowProducts(_ g: WinogradGeometry) -> (input: Bool, weight: Bool) {
+        guard Self.self == Float.self else { return (false, false) }
+        let fits = g.channels % 8 == 0 && g.channels <= 16 && g.outChannels <= 64
+        let weightFits = fits && g.outChannels % 16 == 0 && g.outChannels <= 32
+        if let forced = WinogradGeometry.forcedNarrowProducts { return (forced && fits, forced && weightFits) }
+        guard ck_path() != CKPathBaseline, !BLASLibrary.writesSmallProductsWithZeroBeta else { return (false, false) }
+        return (fits, weightFits)
+    }
+
+    /// dV = dM U^T at one tile position: dM (tiles x K, rows of K8), U (C x K, rows of K8), dV (tiles x C, rows of
+    /// C8).
+    static func winogradInputProduct(_ dm: UnsafePointer<Self>, _ u: UnsafePointer<Self>, tiles: Int,
+                                     _ dv: UnsafeMutablePointer<Self>, _ g: WinogradGeometry) {
+        if narrowProducts(g).input {
+            ck_gemm_nt_narrow(tiles, g.channels, g.outChannels, floats(dm), g.outLanes, floats(u), g.outLanes,
+                              mutableFloats(dv), g.inLanes)
+        } else {
+            gemm(transA: false, transB: true, m: tiles, n: g.channels, k: g.outChannels, alpha: 1, a: dm,
+                 lda: g.outLanes, b: u, ldb: g.outLanes, beta: 0, c: dv, ldc: g.inLanes)
+        }
+    }
+
+    /// dU = V^T dM (beta 0) or dU + V^T dM (beta 1) at one tile position: V (tiles x C, rows of C8), dM (tiles x K,
+    /// rows of K8), dU (C x K, rows of K8).
+    static func winogradWeightProduct(_ v: UnsafePointer<Self>, _ dm: UnsafePointer<Self>, tiles: Int,
+                                      _ du: UnsafeMutablePointer<Self>, beta: Self, _ g: WinogradGeometry) {
+        if narrowProducts(g).weight {
+            ck_gemm_tn_narrow(g.channels, g.outChannels, tiles, floats(v), g.inLanes, floats(dm), g.outLanes,
+                              mutableFloats(du), g.outLanes, beta == 0 ? 0 : 1)
+        } else {
+            gemm(transA: true, transB: false, m: g.channels, n: g.outChannels, k: tiles, alpha: 1, a: v,
+                 lda: g.inLanes, b: dm, ldb: g.outLanes, beta: beta, c: du, ldc: g.outLanes)
+        }
+    }
+}
+
+/// A Float pointer's view of a pointer known to hold Floats.
+private func floats<S>(_ p: UnsafePointer<S>) -> UnsafePointer<Float> {
+    UnsafeRawPointer(p).assumingMemoryBound(to: Float.self)
+}
+
+/// A mutable Float pointer's view of a pointer known to hold Floats.
+private func mutableFloats<S>(_ p: UnsafeMutablePointer<S>) -> UnsafeMutablePointer<Float> {
+    UnsafeMutableRawPointer(p).assumingMemoryBound(to: Float.self)
 }

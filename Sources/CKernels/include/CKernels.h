@@ -142,6 +142,16 @@ static inline ptrdiff_t ck_max_pool3s2_scratch(ptrdiff_t slices, ptrdiff_t heigh
     return 6 * ck_max_pool3s2_block_rows(slices, height, width) * ((width - 1) / 2 + 2);
 }
 
+/// C (m x n) = A (m x k) B^T for row-major A (lda), B (n x k, ldb) and C (ldc): n a multiple of 8 up to 64, k at most
+/// 64. For the products of Winograd layers with few channels, where BLAS spends as long packing its operands as
+/// multiplying them. Multiply and add are fused where the path has FMA, so the bits depend on the path (as BLAS's).
+void ck_gemm_nt_narrow(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, const float *a, ptrdiff_t lda, const float *b,
+                       ptrdiff_t ldb, float *c, ptrdiff_t ldc);
+/// C (m x n) = A^T B, or C + A^T B when `accumulate`, for row-major A (k x m, lda) and B (k x n, ldb): m a multiple
+/// of 4, n of 16. As `ck_gemm_nt_narrow`.
+void ck_gemm_tn_narrow(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, const float *a, ptrdiff_t lda, const float *b,
+                       ptrdiff_t ldb, float *c, ptrdiff_t ldc, int accumulate);
+
 /// A block of `planes` x `rows` rows of `width` floats and its bit masks: row r of plane p starts at
 /// src[p * srcPlaneStride + r * srcRowStride] and at bit first + r * bitRowStride of the plane's mask, which starts at
 /// word p * bitPlaneWords.
