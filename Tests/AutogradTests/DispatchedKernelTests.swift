@@ -158,15 +158,16 @@ final class DispatchedKernelTests: XCTestCase {
     }
 
     /// The nonzero masks of the Winograd zero mask: on every path the bits of the generic kernel (set where a value is
-    /// nonzero, NaN included, -0 not; other bits kept), for rows of every length up to 40 starting at every bit
-    /// offset of a word, one row or blocks of two planes of three strided rows, over words that already hold bits.
+    /// nonzero, NaN included, -0 not; other bits kept), for rows of lengths up to 130 (over two words) starting at
+    /// every bit offset of a word, one row or blocks of two planes of three strided rows, over words that already
+    /// hold bits.
     func testNonzeroMasksGiveTheGenericBitsOnEveryPath() {
-        var data = values(400, seed: 9)
-        for i in stride(from: 4, to: 400, by: 37) { data[i] = .nan }
-        for i in stride(from: 12, to: 400, by: 41) { data[i] = .infinity }
-        for i in stride(from: 20, to: 400, by: 43) { data[i] = -.leastNonzeroMagnitude }
+        var data = values(1000, seed: 9)
+        for i in stride(from: 4, to: 1000, by: 37) { data[i] = .nan }
+        for i in stride(from: 12, to: 1000, by: 41) { data[i] = .infinity }
+        for i in stride(from: 20, to: 1000, by: 43) { data[i] = -.leastNonzeroMagnitude }
         var checked = 0
-        for count in [0, 1, 7, 8, 9, 17, 40] {
+        for count in [0, 1, 7, 8, 9, 17, 40, 64, 65, 130] {
             for first in [0, 3, 56, 57, 63, 64, 100] {
                 for (planes, rows) in [(1, 1), (2, 3)] {
                     let (rowStride, bitRowStride) = (count + 3, count + 7)
@@ -201,7 +202,7 @@ final class DispatchedKernelTests: XCTestCase {
                 }
             }
         }
-        XCTAssertEqual(checked, 98)
+        XCTAssertEqual(checked, 140)
     }
 
     /// The largest magnitude the zero mask's threshold comes from: on every path that of a scan in Double, NaN
