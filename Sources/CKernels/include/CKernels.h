@@ -5,7 +5,9 @@
 // CPU lacks falls back to the best it has). Other architectures build the baseline variant only.
 //
 // Every kernel gives the same result on every path: the elementwise ones compute each element with the same
-// operations in the same order (no fused multiply-add); the sums use the same eight-lane partial sums.
+// operations in the same order (no fused multiply-add); the sums use the same eight-lane partial sums. The exception
+// is the narrow matrix products (`ck_gemm_nt_narrow`, `ck_gemm_tn_narrow`), which fuse multiply and add where the
+// path has FMA, as BLAS does.
 #ifndef GROUPCONV_CKERNELS_H
 #define GROUPCONV_CKERNELS_H
 
