@@ -41,7 +41,8 @@ import CKernels
 // The files: WinogradGeometry.swift (this overview, the sizes, the transform matrices), WinogradTransforms.swift
 // (the one-dimensional transforms and the tile plumbing), WinogradTiles.swift (the per-image input and output tile
 // transforms and their adjoints), WinogradKernels.swift (filter transform, forward, backward, weight gradient by
-// rows) and WinogradZeroMask.swift (the exact zeros of the weight gradient).
+// rows, the backward's products: BLAS, or narrow kernels for few channels) and WinogradZeroMask.swift (the exact
+// zeros of the weight gradient).
 
 /// The sizes of a Winograd F(m x m, 3x3) convolution over NCHW input, with output blocks of m = 3 (tiles of 5) or,
 /// for small images where whole-image tiles waste less, m = 5 (tiles of 7).

@@ -1,5 +1,6 @@
 // Winograd convolution: the filter transform U = G g G^T, the forward pass, the backward pass (input, weight and
-// bias gradients) and the weight gradient by rows of tile positions (overview: WinogradGeometry.swift).
+// bias gradients), the weight gradient by rows of tile positions and the backward's products (overview:
+// WinogradGeometry.swift).
 
 import CKernels
 
