@@ -343,31 +343,37 @@ final class WinogradTests: XCTestCase {
     }
 
     /// A weight gradient is exactly zero when no single image has a nonzero pair for it, even where the nonzeros of
-    /// different images line up (the union of the images' masks meets, so only the image-by-image search decides).
+    /// different images line up (the union of the images' masks meets, so only the image-by-image search decides),
+    /// on 8x8 planes and on 6x6 ones (whose mask grid of 8x8 cells is one word: the search over a channel's words).
     func testZerosWhoseSupportIsSplitAcrossImagesAreExact() {
-        for block in [3, 5] {
+        for (block, side) in [(3, 8), (5, 8), (3, 6), (5, 6)] {
             WinogradGeometry.forcedBlock = block
             defer { WinogradGeometry.forcedBlock = nil }
             var generator = SeededRandom(seed: 37)
-            let c = Case(batch: 3, channels: 4, outChannels: 5, height: 8, width: 8, padding: 1)
+            let c = Case(batch: 3, channels: 4, outChannels: 5, height: side, width: side, padding: 1)
+            let plane = side * side
             // Tap column j reads input column x + j - 1 from output column x. Image 0: inputs in column 3, output
-            // gradients in column 0; image 1: inputs in column 6, output gradients in column 4: no tap meets in
-            // either image, but column 0 meets across them (4 -> 3), and each image's pair shares Winograd tiles, so
-            // its sums leave rounding residue on the filter taps. Image 2 gives filter (0, 0) real support
-            // in taps 0, 3 and 6 (input column 2, output column 3), which sets the scale of the gradient.
-            var x = [Double](repeating: 0, count: c.batch * c.channels * 64)
-            var r = [Double](repeating: 0, count: c.batch * c.outChannels * 64)
-            for (image, inputColumn, outputColumn) in [(0, 3, 0), (1, 6, 4)] {
+            // gradients in column 0; image 1: inputs in column 6 (5 on 6x6 planes), output gradients in column 4
+            // (3): no tap meets in either image, but tap column 0 (1) meets across them (4 -> 3, 3 -> 3), and each
+            // image's pair shares Winograd tiles, so its sums leave rounding residue on the filter taps. Image 2 gives filter (0, 0) real support in taps 0, 3 and 6 (input column 2, output
+            // column 3), which sets the scale of the gradient.
+            var x = [Double](repeating: 0, count: c.batch * c.channels * plane)
+            var r = [Double](repeating: 0, count: c.batch * c.outChannels * plane)
+            for (image, inputColumn, outputColumn) in [(0, 3, 0), side == 8 ? (1, 6, 4) : (1, 5, 3)] {
                 for ch in 0..<c.channels {
-                    for y in 0..<8 { x[(image * c.channels + ch) * 64 + y * 8 + inputColumn] = generator.normal() }
+                    for y in 0..<side {
+                        x[(image * c.channels + ch) * plane + y * side + inputColumn] = generator.normal()
+                    }
                 }
                 for k in 0..<c.outChannels {
-                    for y in 0..<8 { r[(image * c.outChannels + k) * 64 + y * 8 + outputColumn] = generator.normal() }
+                    for y in 0..<side {
+                        r[(image * c.outChannels + k) * plane + y * side + outputColumn] = generator.normal()
+                    }
                 }
             }
-            for y in 0..<8 {
-                x[(2 * c.channels) * 64 + y * 8 + 2] = generator.normal()
-                r[(2 * c.outChannels) * 64 + y * 8 + 3] = generator.normal()
+            for y in 0..<side {
+                x[(2 * c.channels) * plane + y * side + 2] = generator.normal()
+                r[(2 * c.outChannels) * plane + y * side + 3] = generator.normal()
             }
             let w = randomTensor([c.outChannels, c.channels, 3, 3], &generator)
             let expected = directGradients(x, w.scalars, r, c).dw
@@ -375,12 +381,12 @@ final class WinogradTests: XCTestCase {
             XCTAssertGreaterThan(supported.map { abs(expected[$0]) }.min()!, 0.01)
             XCTAssertEqual(expected.indices.filter { !supported.contains($0) }.map { abs(expected[$0]) }.max(), 0)
             let ws = w.converted(to: Float.self).requiringGradient()
-            let out = Tensor<Float>(shape: [c.batch, c.channels, 8, 8], scalars: x.map(Float.init))
+            let out = Tensor<Float>(shape: [c.batch, c.channels, side, side], scalars: x.map(Float.init))
                 .conv2d(weight: ws, padding: (1, 1), algorithm: .winograd)
             out.backward(seed: Tensor(shape: out.shape, scalars: r.map(Float.init)))
             let got = ws.grad!.scalars
             for (index, value) in got.enumerated() where !supported.contains(index) {
-                XCTAssertEqual(value, 0, "block \(block): tap \(index % 9) of filter \(index / 9)")
+                XCTAssertEqual(value, 0, "block \(block), \(side)x\(side): tap \(index % 9) of filter \(index / 9)")
             }
             let scale = supported.map { abs(expected[$0]) }.max()!
             for index in supported { XCTAssertEqual(Double(got[index]), expected[index], accuracy: 1e-4 * scale) }

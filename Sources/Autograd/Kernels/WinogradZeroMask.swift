@@ -72,6 +72,22 @@ extension TensorScalar {
         unionOverImages(inBits, anyIn, images: n, planes: c, words: words)
         // Tap (i, j) is a shift by i grid rows and j columns.
         let shifts = (0..<9).map { ($0 / 3) * gridW + $0 % 3 }
+        // Grids of at most 64 cells (the 5x5 maps' 7x7) hold a plane's mask in one word (the spare stays zero):
+        // there the search runs over the images' words of a channel laid out together, one OR of ANDs per tap
+        // instead of a test per image.
+        let oneWord = words == 2
+        let outWords = oneWord ? UnsafeMutablePointer<UInt64>.allocate(capacity: k * n) : nil
+        let inWords = oneWord ? UnsafeMutablePointer<UInt64>.allocate(capacity: c * n) : nil
+        defer {
+            outWords?.deallocate()
+            inWords?.deallocate()
+        }
+        if let outWords, let inWords {
+            for image in 0..<n {
+                for ko in 0..<k { outWords[ko * n + image] = outBits[(image * k + ko) * words] }
+                for ci in 0..<c { inWords[ci * n + image] = inBits[(image * c + ci) * words] }
+            }
+        }
         suspects.withUnsafeBufferPointer { list in
             Parallel.forRanges(list.count, minimumPerThread: 64) { range in
                 for s in range {
@@ -88,16 +104,29 @@ extension TensorScalar {
                         }
                     }
                     var supported: UInt16 = 0  // taps seen to meet a nonzero pair in one image
-                    for image in 0..<n {
-                        guard candidates & ~supported != 0 else { break }
-                        let o = outBits + (image * k + ko) * words
-                        let i = inBits + (image * c + ci) * words
-                        var open = candidates & ~supported
+                    if let outWords, let inWords {
+                        let (o, i) = (outWords + ko * n, inWords + ci * n)
+                        var open = candidates
                         while open != 0 {
                             let tap = open.trailingZeroBitCount
                             open &= open - 1
-                            if masksMeet(o, i, shift: shifts[tap], words: words) {
-                                supported |= 1 << UInt16(tap)
+                            let shift = UInt64(shifts[tap])
+                            var meet: UInt64 = 0
+                            for image in 0..<n { meet |= o[image] & (i[image] >> shift) }
+                            if meet != 0 { supported |= 1 << UInt16(tap) }
+                        }
+                    } else {
+                        for image in 0..<n {
+                            guard candidates & ~supported != 0 else { break }
+                            let o = outBits + (image * k + ko) * words
+                            let i = inBits + (image * c + ci) * words
+                            var open = candidates & ~supported
+                            while open != 0 {
+                                let tap = open.trailingZeroBitCount
+                                open &= open - 1
+                                if masksMeet(o, i, shift: shifts[tap], words: words) {
+                                    supported |= 1 << UInt16(tap)
+                                }
                             }
                         }
                     }
