@@ -355,8 +355,9 @@ final class WinogradTests: XCTestCase {
             // Tap column j reads input column x + j - 1 from output column x. Image 0: inputs in column 3, output
             // gradients in column 0; image 1: inputs in column 6 (5 on 6x6 planes), output gradients in column 4
             // (3): no tap meets in either image, but tap column 0 (1) meets across them (4 -> 3, 3 -> 3), and each
-            // image's pair shares Winograd tiles, so its sums leave rounding residue on the filter taps. Image 2 gives filter (0, 0) real support in taps 0, 3 and 6 (input column 2, output
-            // column 3), which sets the scale of the gradient.
+            // image's pair shares Winograd tiles, so its sums leave rounding residue on the filter taps. Image 2
+            // gives filter (0, 0) real support in taps 0, 3 and 6 (input column 2, output column 3), which sets the
+            // scale of the gradient.
             var x = [Double](repeating: 0, count: c.batch * c.channels * plane)
             var r = [Double](repeating: 0, count: c.batch * c.outChannels * plane)
             for (image, inputColumn, outputColumn) in [(0, 3, 0), side == 8 ? (1, 6, 4) : (1, 5, 3)] {

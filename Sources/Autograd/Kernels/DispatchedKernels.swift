@@ -5,8 +5,8 @@ import CKernels
 // SwiftPM compiles Swift for the architecture's baseline (SSE2 on x86-64), so Swift's SIMD8 code runs as pairs of
 // 4-lane instructions without FMA. The flat Float loops below call the C target CKernels instead, whose functions
 // carry baseline, AVX2+FMA and AVX-512 variants chosen once at the first call from the CPU's features (or forced
-// with GROUPCONV_KERNELS=baseline|avx2|avx512). Every path gives the same bits, but for the narrow products (see CKernels.h). Float's kernel table
-// (`TensorScalar.swift`) holds these; Double keeps the generic kernels.
+// with GROUPCONV_KERNELS=baseline|avx2|avx512). Every path gives the same bits, but for the narrow products (see
+// CKernels.h). Float's kernel table (`TensorScalar.swift`) holds these; Double keeps the generic kernels.
 
 /// Which variant of the CPU-dispatched kernels runs.
 public enum CPUKernels {
