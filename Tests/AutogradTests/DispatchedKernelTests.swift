@@ -229,20 +229,23 @@ final class DispatchedKernelTests: XCTestCase {
     }
 
     /// The Winograd filter transform U = G g G^T (both blocks; filter counts that fill the 8 lanes and that leave
-    /// some empty): on every path the bits of the generic Swift kernel, the empty lanes zero, and U within float32
+    /// some empty; U written directly and through blocks of channels): on every path the bits of the generic Swift
+    /// kernel written directly, the empty lanes zero, the padding between positions untouched, and U within float32
     /// rounding of G g G^T in Double.
     func testWinogradFilterTransformGivesTheGenericBitsOnEveryPath() {
-        var checked = 0
-        for (k, c) in [(16, 3), (13, 5), (3, 2)] {
+        var (checked, padded) = (0, 0)
+        // The last bank's U (2 and 4 MiB) is transformed in blocks of input channels through a scratch.
+        for (k, c) in [(16, 3), (13, 5), (3, 2), (70, 300)] {
             for block in [3, 5] {
                 let g = WinogradGeometry(batch: 1, channels: c, height: 9, width: 9, outChannels: k,
                                          padding: (1, 1), block: block)
                 let weight = values(k * c * 9, seed: UInt64(40 + k + block))
-                let count = g.positions * c * g.outLanes
+                let count = g.filterCount
                 var generic = [Float](repeating: .nan, count: count)
                 weight.withUnsafeBufferPointer { w in
                     generic.withUnsafeMutableBufferPointer { u in
-                        Float.winogradFiltersGeneric(w.baseAddress!, u.baseAddress!, channels: 0..<c, geometry: g)
+                        Float.winogradFiltersGeneric(w.baseAddress!, u.baseAddress!, stride: g.filterStride,
+                                                     channels: 0..<c, geometry: g)
                     }
                 }
                 let results = everyPath { () -> [Float] in
@@ -257,6 +260,11 @@ final class DispatchedKernelTests: XCTestCase {
                     let differing = zip(bits(value), bits(generic)).filter { $0 != $1 }.count
                     XCTAssertEqual(differing, 0, "values differing, k \(k), c \(c), block \(block) on \(path)")
                 }
+                // The padding after each position's rows is never written.
+                let rows = c * g.outLanes
+                let padding = (0..<g.positions).flatMap { xi in (rows..<g.filterStride).map { xi * g.filterStride + $0 } }
+                if !padding.isEmpty { padded += 1 }
+                XCTAssertTrue(padding.allSatisfy { generic[$0].isNaN }, "padding written, k \(k), c \(c)")
                 // U[position (a, b)][ci][ko] against G g G^T in Double; the lanes from k on are zero.
                 let (n, m) = (g.tile, g.filterMatrix)
                 var worst = 0.0
@@ -264,7 +272,7 @@ final class DispatchedKernelTests: XCTestCase {
                     for b in 0..<n {
                         for ci in 0..<c {
                             for ko in 0..<g.outLanes {
-                                let got = Double(generic[((a * n + b) * c + ci) * g.outLanes + ko])
+                                let got = Double(generic[(a * n + b) * g.filterStride + ci * g.outLanes + ko])
                                 guard ko < k else {
                                     XCTAssertEqual(got, 0, "empty lane \(ko), block \(block)")
                                     continue
@@ -285,6 +293,7 @@ final class DispatchedKernelTests: XCTestCase {
                 checked += 1
             }
         }
-        XCTAssertEqual(checked, 6)
+        XCTAssertEqual(checked, 8)
+        XCTAssertGreaterThan(padded, 0)
     }
 }

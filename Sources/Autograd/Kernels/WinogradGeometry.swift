@@ -34,7 +34,8 @@ import CKernels
 // multiplications: in the C4CNN, 3x3 blocks on the 33x33, 17x17 and 9x9 maps and 5x5 blocks on the 5x5 maps.
 //
 // Layouts. Channels are vectorised in groups of 8 lanes: V is [xi][tile][C8], M and dM are [xi][tile][K8], U is
-// [xi][C][K8] (C8, K8 = channel counts rounded up to a multiple of 8; the extra lanes are never read by the GEMMs).
+// [xi][C][K8] (C8, K8 = channel counts rounded up to a multiple of 8; the extra lanes are never read by the GEMMs),
+// each position's block padded to an odd number of cache lines (`positionStride`).
 // A padded image is first copied into a scratch [group][row][column][8 lanes], so that every tile load is one
 // vector load with no bounds test; outputs go through a scratch of the same form.
 //
@@ -103,8 +104,19 @@ struct WinogradGeometry: Sendable, Equatable {
     var outGroups: Int { (outChannels + 7) / 8 }
     var inLanes: Int { inGroups * 8 }
     var outLanes: Int { outGroups * 8 }
+    /// Elements from one tile position of U (and dU) to the next: C x K8, padded (`positionStride`).
+    var filterStride: Int { Self.positionStride(channels * outLanes) }
     /// Elements of the transformed filters U.
-    var filterCount: Int { positions * channels * outLanes }
+    var filterCount: Int { positions * filterStride }
+    /// Elements from one tile position of V, M, dM or dV to the next, for `tiles` tiles of `lanes` lanes.
+    func tileStride(tiles: Int, lanes: Int) -> Int { Self.positionStride(tiles * lanes) }
+
+    /// `count` elements rounded up to an odd number of 16-element blocks (64-byte cache lines of Float). The
+    /// transforms read or write all 25 or 49 positions of a tile at once; at strides of a power of two (U of the
+    /// C4CNN's layers: 8 KiB to 512 KiB) those streams fall into the same cache set, more of them than the set has
+    /// ways, and each access evicted another. An odd number of lines spreads them over the sets: the 5x5 layer's
+    /// filter transform took 4.1 -> 2.7 ms in a scratch C benchmark of the same loop (one thread).
+    static func positionStride(_ count: Int) -> Int { ((count + 15) / 16 | 1) * 16 }
 
     /// Images per chunk: transformed tiles (V and M) of about 2^19 elements (2 MiB of Float, an L2 cache), so that
     /// the products read V and the output transform reads M while they are still in the cache, but at least 128
@@ -135,10 +147,10 @@ struct WinogradGeometry: Sendable, Equatable {
     /// The tiles of one image on `side`, as the C tile loops of Float's F(3x3, 3x3) take them.
     func dispatchedTiles(_ side: WinogradSide, firstTile: Int, chunkTiles: Int) -> CKWinogradTiles {
         let input = side == .input
-        return CKWinogradTiles(firstTile: firstTile, chunkTiles: chunkTiles, tilesHigh: tilesHigh,
-                               tilesWide: tilesWide, groups: input ? inGroups : outGroups,
-                               lanes: input ? inLanes : outLanes, rows: input ? rows : outRows,
-                               columns: input ? columns : outColumns)
+        let lanes = input ? inLanes : outLanes
+        return CKWinogradTiles(firstTile: firstTile, positionStride: tileStride(tiles: chunkTiles, lanes: lanes),
+                               tilesHigh: tilesHigh, tilesWide: tilesWide, groups: input ? inGroups : outGroups,
+                               lanes: lanes, rows: input ? rows : outRows, columns: input ? columns : outColumns)
     }
 
     /// Scratch elements one chunk of `images` images needs: V, M and the image-sized tile scratch.
@@ -146,7 +158,8 @@ struct WinogradGeometry: Sendable, Equatable {
         let tiles = images * tilesPerImage
         let input = inGroups * rows * columns * 8
         let output = outGroups * outRows * outColumns * 8
-        return positions * tiles * (inLanes + outLanes) + Swift.max(input, output)
+        return positions * (tileStride(tiles: tiles, lanes: inLanes) + tileStride(tiles: tiles, lanes: outLanes))
+            + Swift.max(input, output)
     }
 }
 

@@ -7,30 +7,59 @@ import CKernels
 // MARK: - Kernels
 
 extension TensorScalar {
+    /// U = G g G^T of every filter, [position][C][K8] with positions `g.filterStride` apart. Where U is larger than
+    /// an L2 cache (the C4CNN's 5x5 layer: 25 MiB) each thread transforms blocks of input channels into a scratch
+    /// of about 512 KiB and copies each position's rows out as one run: written straight into U, the 49 positions
+    /// are 49 interleaved store streams, and the transform of the 5x5 layer took 4.5 ms against 1.3-2.5 ms
+    /// blocked (one thread, a scratch harness timing this function alone).
     static func winogradFiltersKernel(_ weight: UnsafePointer<Self>, _ u: UnsafeMutablePointer<Self>,
                                        geometry g: WinogradGeometry) {
-        let (k, c) = (g.outChannels, g.channels)
+        let (k, c, lanes) = (g.outChannels, g.channels, g.outLanes)
+        let direct = g.filterCount * MemoryLayout<Self>.stride <= 1 << 20
+        let blockChannels = Swift.max(1, (1 << 17) / (g.positions * lanes))
+        let blockStride = WinogradGeometry.positionStride(blockChannels * lanes)
         // Input channels outermost, so that each position's row of U is written in order, 8 filters at a time.
         Parallel.forRanges(c, minimumPerThread: Swift.max(1, 4096 / Swift.max(1, k))) { channels in
-            if Self.self == Float.self {
-                // Float: the CPU-dispatched C loop (CKernels), the same sums as `winogradFiltersGeneric`.
-                var sizes = CKWinogradFilters(outChannels: k, channels: c, lanes: g.outLanes, block: g.block)
-                ck_winograd_filters(UnsafeRawPointer(weight).assumingMemoryBound(to: Float.self),
-                                    UnsafeMutableRawPointer(u).assumingMemoryBound(to: Float.self), &sizes,
-                                    channels.lowerBound, channels.upperBound)
-            } else {
-                winogradFiltersGeneric(weight, u, channels: channels, geometry: g)
+            if direct {
+                winogradFiltersBlock(weight, u + channels.lowerBound * lanes, stride: g.filterStride,
+                                     channels: channels, geometry: g)
+                return
+            }
+            BufferPool.withScratch(Self.self, count: g.positions * blockStride) { scratch in
+                for c0 in Swift.stride(from: channels.lowerBound, to: channels.upperBound, by: blockChannels) {
+                    let c1 = Swift.min(channels.upperBound, c0 + blockChannels)
+                    winogradFiltersBlock(weight, scratch, stride: blockStride, channels: c0..<c1, geometry: g)
+                    for xi in 0..<g.positions {
+                        (u + xi * g.filterStride + c0 * lanes).update(from: scratch + xi * blockStride,
+                                                                      count: (c1 - c0) * lanes)
+                    }
+                }
             }
         }
     }
 
-    /// `winogradFiltersKernel` over the input channels `channels` in Swift's SIMD8 (Double's path, and the reference
-    /// of the C loop's bits in the tests).
-    static func winogradFiltersGeneric(_ weight: UnsafePointer<Self>, _ u: UnsafeMutablePointer<Self>,
+    /// U's rows for the input channels `channels` (row ci - channels.lowerBound at `u`, positions `stride` apart).
+    static func winogradFiltersBlock(_ weight: UnsafePointer<Self>, _ u: UnsafeMutablePointer<Self>, stride: Int,
+                                     channels: Range<Int>, geometry g: WinogradGeometry) {
+        if Self.self == Float.self {
+            // Float: the CPU-dispatched C loop (CKernels), the same sums as `winogradFiltersGeneric`.
+            var sizes = CKWinogradFilters(outChannels: g.outChannels, channels: g.channels, lanes: g.outLanes,
+                                          block: g.block, positionStride: stride)
+            ck_winograd_filters(UnsafeRawPointer(weight).assumingMemoryBound(to: Float.self),
+                                UnsafeMutableRawPointer(u).assumingMemoryBound(to: Float.self), &sizes,
+                                channels.lowerBound, channels.upperBound)
+        } else {
+            winogradFiltersGeneric(weight, u, stride: stride, channels: channels, geometry: g)
+        }
+    }
+
+    /// `winogradFiltersBlock` in Swift's SIMD8 (Double's path, and the reference of the C loop's bits in the
+    /// tests).
+    static func winogradFiltersGeneric(_ weight: UnsafePointer<Self>, _ u: UnsafeMutablePointer<Self>, stride: Int,
                                        channels: Range<Int>, geometry g: WinogradGeometry) {
         let (k, c) = (g.outChannels, g.channels)
         let lanes = g.outLanes
-        let positionStride = c * lanes
+        let positionStride = stride
         let filterStride = c * 9
         do {
             withUnsafeTemporaryAllocation(of: Lanes.self, capacity: 32) { buffer in
@@ -53,7 +82,7 @@ extension TensorScalar {
                                 taps[q] = v
                             }
                         }
-                        let o = u + ci * lanes + k0
+                        let o = u + (ci - channels.lowerBound) * lanes + k0
                         if g.block == 3 {
                             for i in 0..<3 {
                                 unpack(filterRow(taps[i * 3], taps[i * 3 + 1], taps[i * 3 + 2]), into: t + i * 5)
@@ -87,8 +116,10 @@ extension TensorScalar {
             // Input transforms per image, the products per tile position, output transforms per image.
             let allTiles = g.batch * tilesPerImage
             let imageScratch = Swift.max(g.inGroups * g.rows * g.columns, g.outGroups * g.outRows * g.outColumns) * 8
-            BufferPool.withScratch(Self.self, count: allTiles * g.positions * (g.inLanes + g.outLanes)) { v in
-                let m = v + g.positions * allTiles * g.inLanes
+            let (vStride, mStride) = (g.tileStride(tiles: allTiles, lanes: g.inLanes),
+                                      g.tileStride(tiles: allTiles, lanes: g.outLanes))
+            BufferPool.withScratch(Self.self, count: g.positions * (vStride + mStride)) { v in
+                let m = v + g.positions * vStride
                 Parallel.forRanges(g.batch, minimumPerThread: 1) { range in
                     BufferPool.withScratch(Self.self, count: imageScratch) { scratch in
                         withUnsafeTemporaryAllocation(of: Lanes.self, capacity: 56) { t in
@@ -102,9 +133,8 @@ extension TensorScalar {
                 }
                 Parallel.forEach(g.positions) { xi in
                     gemm(transA: false, transB: false, m: allTiles, n: g.outChannels, k: g.channels, alpha: 1,
-                         a: v + xi * allTiles * g.inLanes, lda: g.inLanes,
-                         b: u + xi * g.channels * g.outLanes, ldb: g.outLanes,
-                         beta: 0, c: m + xi * allTiles * g.outLanes, ldc: g.outLanes)
+                         a: v + xi * vStride, lda: g.inLanes, b: u + xi * g.filterStride, ldb: g.outLanes,
+                         beta: 0, c: m + xi * mStride, ldc: g.outLanes)
                 }
                 Parallel.forRanges(g.batch, minimumPerThread: 1) { range in
                     BufferPool.withScratch(Self.self, count: imageScratch) { scratch in
@@ -124,9 +154,11 @@ extension TensorScalar {
         Parallel.forEachWorker(chunks) { chunk, _ in
             let n0 = chunk * images, n1 = Swift.min(g.batch, n0 + images)
             let tiles = (n1 - n0) * tilesPerImage
+            let (vStride, mStride) = (g.tileStride(tiles: tiles, lanes: g.inLanes),
+                                      g.tileStride(tiles: tiles, lanes: g.outLanes))
             BufferPool.withScratch(Self.self, count: g.scratchCount(images: n1 - n0)) { v in
-                let m = v + g.positions * tiles * g.inLanes
-                let scratch = m + g.positions * tiles * g.outLanes
+                let m = v + g.positions * vStride
+                let scratch = m + g.positions * mStride
                 withUnsafeTemporaryAllocation(of: Lanes.self, capacity: 56) { t in
                     for n in n0..<n1 {
                         winogradScatterImage(input + n * inPlane, scratch, g)
@@ -135,9 +167,8 @@ extension TensorScalar {
                     }
                     for xi in 0..<g.positions {
                         gemm(transA: false, transB: false, m: tiles, n: g.outChannels, k: g.channels, alpha: 1,
-                             a: v + xi * tiles * g.inLanes, lda: g.inLanes,
-                             b: u + xi * g.channels * g.outLanes, ldb: g.outLanes,
-                             beta: 0, c: m + xi * tiles * g.outLanes, ldc: g.outLanes)
+                             a: v + xi * vStride, lda: g.inLanes, b: u + xi * g.filterStride, ldb: g.outLanes,
+                             beta: 0, c: m + xi * mStride, ldc: g.outLanes)
                     }
                     for n in n0..<n1 {
                         winogradOutputTiles(m, firstTile: (n - n0) * tilesPerImage, chunkTiles: tiles, scratch,
@@ -153,7 +184,7 @@ extension TensorScalar {
                                        geometry g: WinogradGeometry) {
         let (k, c) = (g.outChannels, g.channels)
         let lanes = g.outLanes
-        let positionStride = c * lanes
+        let positionStride = g.filterStride
         let a = g.tile
         Parallel.forRanges(c, minimumPerThread: Swift.max(1, 4096 / Swift.max(1, k))) { channels in
             withUnsafeTemporaryAllocation(of: Lanes.self, capacity: 37) { buffer in
@@ -212,13 +243,13 @@ extension TensorScalar {
         // For tile position xi: dU[xi] (+)= V[xi]^T dM[xi], then dV[xi] = dM[xi] U[xi]^T over V[xi].
         func products(_ xi: Int, tiles: Int, dm: UnsafeMutablePointer<Self>, v: UnsafeMutablePointer<Self>,
                       du: UnsafeMutablePointer<Self>?, beta: Self) {
+            let (vi, dmi) = (v + xi * g.tileStride(tiles: tiles, lanes: g.inLanes),
+                             dm + xi * g.tileStride(tiles: tiles, lanes: g.outLanes))
             if let du {
-                winogradWeightProduct(v + xi * tiles * g.inLanes, dm + xi * tiles * g.outLanes, tiles: tiles,
-                                      du + xi * g.channels * g.outLanes, beta: beta, g)
+                winogradWeightProduct(vi, dmi, tiles: tiles, du + xi * g.filterStride, beta: beta, g)
             }
             if needInput, let u {
-                winogradInputProduct(dm + xi * tiles * g.outLanes, u + xi * g.channels * g.outLanes, tiles: tiles,
-                                     v + xi * tiles * g.inLanes, g)
+                winogradInputProduct(dmi, u + xi * g.filterStride, tiles: tiles, vi, g)
             }
         }
 
@@ -229,9 +260,11 @@ extension TensorScalar {
             // Few tiles (small images, where the transformed filters are largest): all of them at once, in parallel
             // phases per image and per tile position. The weight gradient is taken one row of tile positions at a
             // time, folded through the filter transform's adjoint into 9 taps as it goes, so that no full dU exists.
-            let vm = BufferPool.take(bytes: allTiles * g.positions * (g.inLanes + g.outLanes) * MemoryLayout<Self>.stride)
+            let vStride = g.tileStride(tiles: allTiles, lanes: g.inLanes)
+            let vm = BufferPool.take(bytes: g.positions * (vStride + g.tileStride(tiles: allTiles, lanes: g.outLanes))
+                                         * MemoryLayout<Self>.stride)
             defer { BufferPool.give(vm) }
-            let v = vm.typed(Self.self), dm = v + g.positions * allTiles * g.inLanes
+            let v = vm.typed(Self.self), dm = v + g.positions * vStride
             Parallel.forRanges(g.batch, minimumPerThread: 1) { range in
                 BufferPool.withScratch(Self.self, count: imageScratch) { scratch in
                     withUnsafeTemporaryAllocation(of: Lanes.self, capacity: 56) { t in
@@ -281,8 +314,8 @@ extension TensorScalar {
                 }
                 let du = partials[worker]?.typed(Self.self)
                 BufferPool.withScratch(Self.self, count: g.scratchCount(images: n1 - n0)) { v in
-                    let dm = v + g.positions * tiles * g.inLanes
-                    let scratch = dm + g.positions * tiles * g.outLanes
+                    let dm = v + g.positions * g.tileStride(tiles: tiles, lanes: g.inLanes)
+                    let scratch = dm + g.positions * g.tileStride(tiles: tiles, lanes: g.outLanes)
                     withUnsafeTemporaryAllocation(of: Lanes.self, capacity: 56) { t in
                         for n in n0..<n1 {
                             transformImage(n, firstTile: (n - n0) * tilesPerImage, chunkTiles: tiles, dm: dm, v: v,
@@ -329,7 +362,7 @@ extension TensorScalar {
                                              _ gradWeight: UnsafeMutablePointer<Self>, geometry g: WinogradGeometry) {
         let (a, c, k) = (g.tile, g.channels, g.outChannels)
         let lanes = g.outLanes
-        let slab = c * lanes  // one position of dU
+        let slab = g.filterStride  // one position of dU
         let gm = g.filterMatrix.map { Self($0) }
         BufferPool.withScratch(Self.self, count: (a + 9) * slab) { row in
             let acc = row + a * slab  // [tap][c][K8]
@@ -337,12 +370,10 @@ extension TensorScalar {
             for p in 0..<a {
                 Parallel.forEach(a) { q in
                     let xi = p * a + q
-                    winogradWeightProduct(v + xi * tiles * g.inLanes, dm + xi * tiles * g.outLanes, tiles: tiles,
-                                          row + q * slab, beta: 0, g)
-                    if let u {
-                        winogradInputProduct(dm + xi * tiles * g.outLanes, u + xi * slab, tiles: tiles,
-                                             v + xi * tiles * g.inLanes, g)
-                    }
+                    let (vi, dmi) = (v + xi * g.tileStride(tiles: tiles, lanes: g.inLanes),
+                                     dm + xi * g.tileStride(tiles: tiles, lanes: g.outLanes))
+                    winogradWeightProduct(vi, dmi, tiles: tiles, row + q * slab, beta: 0, g)
+                    if let u { winogradInputProduct(dmi, u + xi * slab, tiles: tiles, vi, g) }
                 }
                 let (g0, g1, g2) = (gm[p * 3], gm[p * 3 + 1], gm[p * 3 + 2])
                 Parallel.forRanges(c, minimumPerThread: Swift.max(1, 2048 / Swift.max(1, k))) { channels in

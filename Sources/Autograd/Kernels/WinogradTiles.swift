@@ -51,7 +51,7 @@ extension TensorScalar {
             return
         }
         let step = g.columns * 8  // one scratch row
-        let positionStride = chunkTiles * g.inLanes
+        let positionStride = g.tileStride(tiles: chunkTiles, lanes: g.inLanes)
         let x = t + 49
         winogradForEachTile(g, .input, firstTile: firstTile) { scratchOffset, tileOffset in
             // Rows into t[i][*], then columns into V.
@@ -89,7 +89,7 @@ extension TensorScalar {
         let groupSize = rows * cols * 8
         scratch.update(repeating: 0, count: g.inGroups * groupSize)
         let step = cols * 8  // one scratch row
-        let positionStride = chunkTiles * g.inLanes
+        let positionStride = g.tileStride(tiles: chunkTiles, lanes: g.inLanes)
         let x = t + 49
         if g.block == 3 && Self.self == Float.self {
             // Float's F(3x3, 3x3) tiles: the CPU-dispatched C loop (CKernels), the same sums as below.
@@ -146,7 +146,7 @@ extension TensorScalar {
         let outCols = g.outColumns
         let groupSize = g.outRows * outCols * 8
         let step = outCols * 8  // one scratch row
-        let positionStride = chunkTiles * g.outLanes
+        let positionStride = g.tileStride(tiles: chunkTiles, lanes: g.outLanes)
         let x = t + 49
         if g.block == 3 && Self.self == Float.self {
             // Float's F(3x3, 3x3) tiles: the CPU-dispatched C loop (CKernels), the same sums as below.
@@ -234,7 +234,7 @@ extension TensorScalar {
             }
         }
         let step = outCols * 8  // one scratch row
-        let positionStride = chunkTiles * g.outLanes
+        let positionStride = g.tileStride(tiles: chunkTiles, lanes: g.outLanes)
         let x = t + 49
         if g.block == 3 && Self.self == Float.self {
             // Float's F(3x3, 3x3) tiles: the CPU-dispatched C loop (CKernels), the same sums as below.

@@ -72,8 +72,10 @@ void ck_shift_copy(const float *src, float shift, float *dst, ptrdiff_t n);
 /// The tiles of one image in a Winograd F(3x3, 3x3) pass (the Swift `WinogradGeometry` and its side): tiles
 /// `tilesHigh` x `tilesWide`, numbered from `firstTile` among `chunkTiles`; `groups` groups of 8 channel lanes, `lanes`
 /// = 8 * groups; the scratch image of `rows` x `columns` cells of 8 lanes per group.
+/// The tiles of one image: its first tile's index in the chunk, the elements between tile positions of V, M, dM or
+/// dV (`positionStride`), the tile grid, the channel groups of 8 and lanes, and the image scratch's rows and columns.
 typedef struct {
-    ptrdiff_t firstTile, chunkTiles, tilesHigh, tilesWide, groups, lanes, rows, columns;
+    ptrdiff_t firstTile, positionStride, tilesHigh, tilesWide, groups, lanes, rows, columns;
 } CKWinogradTiles;
 
 /// V[xi][tile][lanes] = B^T d B of every tile of one image's padded scratch [group][row][column][8].
@@ -86,13 +88,14 @@ void ck_winograd_input_tiles3_adjoint(const float *dv, float *scratch, const CKW
 void ck_winograd_output_tiles3_adjoint(const float *scratch, float *dm, const CKWinogradTiles *tiles);
 
 /// The sizes of a Winograd filter transform: `outChannels` x `channels` 3x3 filters, output blocks of `block` (3 or 5,
-/// tiles of 5 or 7), U's rows of `lanes` floats (`outChannels` rounded up to a multiple of 8).
+/// tiles of 5 or 7), U's rows of `lanes` floats (`outChannels` rounded up to a multiple of 8), `positionStride`
+/// floats from one position of U to the next (at least channels x lanes).
 typedef struct {
-    ptrdiff_t outChannels, channels, lanes, block;
+    ptrdiff_t outChannels, channels, lanes, block, positionStride;
 } CKWinogradFilters;
 
-/// U[position][ci][lanes] = G g G^T of every filter g = weight[k][ci] for the input channels
-/// firstChannel ..< endChannel; the lanes past `outChannels` are set to zero.
+/// U[position][ci - firstChannel][lanes] (position at u + position * positionStride) = G g G^T of every filter
+/// g = weight[k][ci] for the input channels firstChannel ..< endChannel; the lanes past `outChannels` are set to zero.
 void ck_winograd_filters(const float *weight, float *u, const CKWinogradFilters *filters, ptrdiff_t firstChannel,
                          ptrdiff_t endChannel);
 
