@@ -227,8 +227,12 @@ extension TensorScalar {
         let inPlane = g.channels * g.height * g.width
         let outPlane = g.outChannels * g.outputHeight * g.outputWidth
         let imageScratch = Swift.max(g.inGroups * g.rows * g.columns, g.outGroups * g.outRows * g.outColumns) * 8
+        // The nonzero masks of the weight gradient's zero test, marked image by image as the transforms read them.
+        let masks = needWeight ? WinogradNonzeroMasks(geometry: g) : nil
+        defer { masks?.deallocate() }
 
-        // dM (and V, for the weight gradient) of one image, into buffers laid out for `chunkTiles` tiles.
+        // dM (and V and the nonzero masks, for the weight gradient) of one image, into buffers laid out for
+        // `chunkTiles` tiles.
         func transformImage(_ n: Int, firstTile: Int, chunkTiles: Int, dm: UnsafeMutablePointer<Self>,
                             v: UnsafeMutablePointer<Self>, scratch: UnsafeMutablePointer<Self>,
                             _ t: UnsafeMutablePointer<Lanes>) {
@@ -238,6 +242,7 @@ extension TensorScalar {
             if needWeight, let input {
                 winogradScatterImage(input + n * inPlane, scratch, g)
                 winogradInputTiles(scratch, v, firstTile: firstTile, chunkTiles: chunkTiles, g, t)
+                masks?.mark(image: n, gradOutput: gradOutput + n * outPlane, input: input + n * inPlane, geometry: g)
             }
         }
         // For tile position xi: dU[xi] (+)= V[xi]^T dM[xi], then dV[xi] = dM[xi] U[xi]^T over V[xi].
@@ -275,10 +280,10 @@ extension TensorScalar {
                     }
                 }
             }
-            if needWeight, let gradWeight, let input {
+            if let gradWeight, let masks {
                 winogradWeightGradientByRows(v: v, dm: dm, tiles: allTiles, filters: needInput ? u : nil,
                                              gradWeight, geometry: g)
-                winogradZeroUnsupported(gradWeight, gradOutput: gradOutput, input: input, geometry: g)
+                winogradZeroUnsupported(gradWeight, masks: masks, geometry: g)
                 weightDone = true
             } else {
                 Parallel.forEach(g.positions) { xi in products(xi, tiles: allTiles, dm: dm, v: v, du: nil, beta: 0) }
@@ -346,10 +351,10 @@ extension TensorScalar {
                 for k in 0..<g.outChannels { gradBias[k] += imageSums[n * g.outChannels + k] }
             }
         }
-        if !weightDone, let total, let gradWeight, let input {
+        if !weightDone, let total, let gradWeight, let masks {
             winogradFiltersAdjoint(total.typed(Self.self), gradWeight, geometry: g)
             BufferPool.give(total)
-            winogradZeroUnsupported(gradWeight, gradOutput: gradOutput, input: input, geometry: g)
+            winogradZeroUnsupported(gradWeight, masks: masks, geometry: g)
         }
     }
 

@@ -6,19 +6,62 @@ import CKernels
 // leave rounding residue there instead (see WinogradGeometry.swift). `winogradZeroUnsupported` finds these
 // gradients from bit masks of the nonzero inputs and output gradients and sets them to zero.
 
+/// Bit masks of the nonzero output gradients and inputs of every image, laid out on the padded grid of the output
+/// ((outH + 2) x (outW + 2)), where filter tap (i, j) is a shift by i rows and j columns: the output gradient of
+/// (image, k) at grid (y, x), the input of (image, c) at grid (y + ph, x + pw). The backward marks each image while
+/// its planes are still in the cache from its tile transforms (`mark`), instead of reading the whole batch again.
+struct WinogradNonzeroMasks: @unchecked Sendable {
+    let gridW: Int
+    /// Words per plane: the grid's bits and one spare word for shifted reads.
+    let words: Int
+    /// [image][k][words] and [image][c][words].
+    let outBits: UnsafeMutablePointer<UInt64>
+    let inBits: UnsafeMutablePointer<UInt64>
+
+    init(geometry g: WinogradGeometry) {
+        gridW = g.outputWidth + 2
+        words = ((g.outputHeight + 2) * gridW + 63) / 64 + 1
+        outBits = .allocate(capacity: g.batch * g.outChannels * words)
+        inBits = .allocate(capacity: g.batch * g.channels * words)
+    }
+
+    func deallocate() {
+        outBits.deallocate()
+        inBits.deallocate()
+    }
+
+    /// Marks image `image`: its output gradient planes (K, outH, outW) and input planes (C, H, W).
+    func mark<Scalar: TensorScalar>(image: Int, gradOutput: UnsafePointer<Scalar>, input: UnsafePointer<Scalar>,
+                                    geometry g: WinogradGeometry) {
+        let (oh, ow, k, c) = (g.outputHeight, g.outputWidth, g.outChannels, g.channels)
+        let outMask = outBits + image * k * words
+        outMask.update(repeating: 0, count: k * words)
+        Scalar.markNonzero(gradOutput, CKNonzeroBlock(planes: k, rows: oh, width: ow, srcPlaneStride: oh * ow,
+                                                      srcRowStride: ow, first: 0, bitRowStride: gridW,
+                                                      bitPlaneWords: words), outMask)
+        let (h, w) = (g.height, g.width)
+        let rowsInGrid = Swift.min(h, oh + 2 - g.padHeight), columnsInGrid = Swift.min(w, gridW - g.padWidth)
+        let inMask = inBits + image * c * words
+        inMask.update(repeating: 0, count: c * words)
+        Scalar.markNonzero(input, CKNonzeroBlock(planes: c, rows: Swift.max(0, rowsInGrid),
+                                                 width: Swift.max(0, columnsInGrid), srcPlaneStride: h * w,
+                                                 srcRowStride: w, first: g.padHeight * gridW + g.padWidth,
+                                                 bitRowStride: gridW, bitPlaneWords: words), inMask)
+    }
+}
+
 extension TensorScalar {
     /// Sets to exactly zero every weight gradient whose sum has no nonzero term: filter tap (i, j) of (k, c) meets
-    /// no position where both the output gradient of k and the input of c it reads are nonzero, in any image.
+    /// no position where both the output gradient of k and the input of c it reads are nonzero, in any image
+    /// (`masks`, every image marked).
     ///
     /// The direct sum is then an exact zero, but the Winograd one carries rounding residue, which Adam would turn
     /// into a step of up to the full learning rate. Only nonzero gradients below 1e-4 of the largest one are tested:
     /// the residue is far smaller (below 1e-6 of the largest in training on digits, where a third to two thirds of
     /// these gradients are exact zeros), a larger value has support anyway, and most exact zeros (whole dead channels)
-    /// come out of the Winograd sums as exact zeros already. The test runs on bit masks of the nonzero positions,
-    /// laid out on the padded grid of the output ((outH + 2) x (outW + 2)), where tap (i, j) is a shift by i rows and
-    /// j columns.
-    static func winogradZeroUnsupported(_ gradWeight: UnsafeMutablePointer<Self>, gradOutput: UnsafePointer<Self>,
-                                        input: UnsafePointer<Self>, geometry g: WinogradGeometry) {
+    /// come out of the Winograd sums as exact zeros already.
+    static func winogradZeroUnsupported(_ gradWeight: UnsafeMutablePointer<Self>, masks: WinogradNonzeroMasks,
+                                        geometry g: WinogradGeometry) {
         let (k, c, n) = (g.outChannels, g.channels, g.batch)
         let threshold = largestMagnitude(gradWeight, count: k * c * 9) * Self(1e-4)
         // Suspects, grouped by filter (k, c): the filter index and a mask of its suspect taps.
@@ -30,35 +73,7 @@ extension TensorScalar {
             if taps != 0 { suspects.append((Int32(filter), taps)) }
         }
         guard !suspects.isEmpty else { return }
-
-        let (oh, ow) = (g.outputHeight, g.outputWidth)
-        let gridW = ow + 2, gridCells = (oh + 2) * gridW
-        let words = (gridCells + 63) / 64 + 1  // one spare word for shifted reads
-        let outBits = UnsafeMutablePointer<UInt64>.allocate(capacity: n * k * words)
-        let inBits = UnsafeMutablePointer<UInt64>.allocate(capacity: n * c * words)
-        defer {
-            outBits.deallocate()
-            inBits.deallocate()
-        }
-        // Output gradient of (image, k) at grid (y, x); input of (image, c) at grid (y + ph, x + pw).
-        Parallel.forRanges(n * k, minimumPerThread: 64) { range in
-            let bits = outBits + range.lowerBound * words
-            bits.update(repeating: 0, count: range.count * words)
-            markNonzero(gradOutput + range.lowerBound * oh * ow,
-                        CKNonzeroBlock(planes: range.count, rows: oh, width: ow, srcPlaneStride: oh * ow,
-                                       srcRowStride: ow, first: 0, bitRowStride: gridW, bitPlaneWords: words), bits)
-        }
-        let (h, w) = (g.height, g.width)
-        let rowsInGrid = Swift.min(h, oh + 2 - g.padHeight), columnsInGrid = Swift.min(w, gridW - g.padWidth)
-        Parallel.forRanges(n * c, minimumPerThread: 64) { range in
-            let bits = inBits + range.lowerBound * words
-            bits.update(repeating: 0, count: range.count * words)
-            markNonzero(input + range.lowerBound * h * w,
-                        CKNonzeroBlock(planes: range.count, rows: Swift.max(0, rowsInGrid),
-                                       width: Swift.max(0, columnsInGrid), srcPlaneStride: h * w, srcRowStride: w,
-                                       first: g.padHeight * gridW + g.padWidth, bitRowStride: gridW,
-                                       bitPlaneWords: words), bits)
-        }
+        let (gridW, words, outBits, inBits) = (masks.gridW, masks.words, masks.outBits, masks.inBits)
         // The union of each channel's masks over the images: a tap whose unions do not meet has no nonzero pair in
         // any image, and needs no search image by image (the usual case of an exact zero: a channel dead in every
         // image, or nonzeros that never line up under the tap's shift).
