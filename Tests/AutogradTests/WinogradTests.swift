@@ -415,6 +415,37 @@ final class WinogradTests: XCTestCase {
         XCTAssertLessThanOrEqual(relativeError(results[1], results[0]), 1e-4)
     }
 
+    /// Small images with many channels hold every tile at once and take the weight gradient row by row of tile
+    /// positions; where a row's 5 or 7 positions do not divide among the threads, each position's products are
+    /// split into blocks of input channels. At 1, 2 and 3 threads both gradients stay within the Winograd tolerance
+    /// of im2col's (block 5 on 5x5 maps and block 3 on 6x6 maps, 96 input channels: split in 2 and in 3).
+    func testSplitProductsOfTheRowByRowWeightGradient() {
+        let saved = Parallel.threads
+        defer { Parallel.setThreads(saved) }
+        var generator = SeededRandom(seed: 31)
+        for side in [5, 6] {
+            let x = Tensor<Float>.normal(shape: [3, 96, side, side], generator: &generator)
+            let w = Tensor<Float>.normal(shape: [24, 96, 3, 3], std: 0.1, generator: &generator)
+            let g = WinogradGeometry(batch: 3, channels: 96, height: side, width: side, outChannels: 24,
+                                     padding: (1, 1))
+            XCTAssertTrue(g.allAtOnce)
+            XCTAssertEqual(g.block, side == 5 ? 5 : 3)
+            func gradients(_ algorithm: ConvolutionAlgorithm) -> [Float] {
+                let xs = x.requiringGradient(), ws = w.requiringGradient()
+                let y = xs.conv2d(weight: ws, padding: (1, 1), algorithm: algorithm)
+                (y * y).sum().backward()
+                return xs.grad!.scalars + ws.grad!.scalars
+            }
+            Parallel.setThreads(1)
+            let direct = gradients(.im2col)
+            for threads in [1, 2, 3] {
+                Parallel.setThreads(threads)
+                XCTAssertLessThanOrEqual(relativeError(gradients(.winograd), direct), 1e-4,
+                                         "\(side)x\(side), \(threads) threads")
+            }
+        }
+    }
+
     /// With several threads the weight gradients (summed per slot, then over slots) are the same bits from run to
     /// run: the chunks are scheduled to slots by index, not by which thread is free first.
     func testSeveralThreadsGiveTheSameBitsEveryRun() {

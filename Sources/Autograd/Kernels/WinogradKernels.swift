@@ -369,16 +369,25 @@ extension TensorScalar {
         let lanes = g.outLanes
         let slab = g.filterStride  // one position of dU
         let gm = g.filterMatrix.map { Self($0) }
+        // When a row's positions do not divide among the threads (7 positions, 2 threads), each position's products
+        // are split into `parts` blocks of input channels (multiples of 16), so that every thread gets as much work.
+        // A block's products read and overwrite only its own columns of V.
+        let threads = Parallel.threads
+        var parts = threads / gcd(a, threads)
+        if c / parts < 32 { parts = 1 }
+        let bounds = (0...parts).map { Swift.min(c, (c * $0 / parts + 15) / 16 * 16) }
         BufferPool.withScratch(Self.self, count: (a + 9) * slab) { row in
             let acc = row + a * slab  // [tap][c][K8]
             acc.update(repeating: 0, count: 9 * slab)
             for p in 0..<a {
-                Parallel.forEach(a) { q in
+                Parallel.forEach(a * parts) { item in
+                    let (q, part) = item.quotientAndRemainder(dividingBy: parts)
                     let xi = p * a + q
                     let (vi, dmi) = (v + xi * g.tileStride(tiles: tiles, lanes: g.inLanes),
                                      dm + xi * g.tileStride(tiles: tiles, lanes: g.outLanes))
-                    winogradWeightProduct(vi, dmi, tiles: tiles, row + q * slab, beta: 0, g)
-                    if let u { winogradInputProduct(dmi, u + xi * slab, tiles: tiles, vi, g) }
+                    let channels = bounds[part]..<bounds[part + 1]
+                    winogradWeightProduct(vi, dmi, tiles: tiles, row + q * slab, beta: 0, g, channels: channels)
+                    if let u { winogradInputProduct(dmi, u + xi * slab, tiles: tiles, vi, g, channels: channels) }
                 }
                 let (g0, g1, g2) = (gm[p * 3], gm[p * 3 + 1], gm[p * 3 + 2])
                 Parallel.forRanges(c, minimumPerThread: Swift.max(1, 2048 / Swift.max(1, k))) { channels in
@@ -432,28 +441,34 @@ extension TensorScalar {
     }
 
     /// dV = dM U^T at one tile position: dM (tiles x K, rows of K8), U (C x K, rows of K8), dV (tiles x C, rows of
-    /// C8).
+    /// C8); with `channels`, only those columns of dV (rows of U).
     static func winogradInputProduct(_ dm: UnsafePointer<Self>, _ u: UnsafePointer<Self>, tiles: Int,
-                                     _ dv: UnsafeMutablePointer<Self>, _ g: WinogradGeometry) {
-        if narrowProducts(g).input {
+                                     _ dv: UnsafeMutablePointer<Self>, _ g: WinogradGeometry,
+                                     channels: Range<Int>? = nil) {
+        let range = channels ?? 0..<g.channels
+        if range.count == g.channels && narrowProducts(g).input {
             ck_gemm_nt_narrow(tiles, g.channels, g.outChannels, floats(dm), g.outLanes, floats(u), g.outLanes,
                               mutableFloats(dv), g.inLanes)
         } else {
-            gemm(transA: false, transB: true, m: tiles, n: g.channels, k: g.outChannels, alpha: 1, a: dm,
-                 lda: g.outLanes, b: u, ldb: g.outLanes, beta: 0, c: dv, ldc: g.inLanes)
+            gemm(transA: false, transB: true, m: tiles, n: range.count, k: g.outChannels, alpha: 1, a: dm,
+                 lda: g.outLanes, b: u + range.lowerBound * g.outLanes, ldb: g.outLanes, beta: 0,
+                 c: dv + range.lowerBound, ldc: g.inLanes)
         }
     }
 
     /// dU = V^T dM (beta 0) or dU + V^T dM (beta 1) at one tile position: V (tiles x C, rows of C8), dM (tiles x K,
-    /// rows of K8), dU (C x K, rows of K8).
+    /// rows of K8), dU (C x K, rows of K8); with `channels`, only those rows of dU (columns of V).
     static func winogradWeightProduct(_ v: UnsafePointer<Self>, _ dm: UnsafePointer<Self>, tiles: Int,
-                                      _ du: UnsafeMutablePointer<Self>, beta: Self, _ g: WinogradGeometry) {
-        if narrowProducts(g).weight {
+                                      _ du: UnsafeMutablePointer<Self>, beta: Self, _ g: WinogradGeometry,
+                                      channels: Range<Int>? = nil) {
+        let range = channels ?? 0..<g.channels
+        if range.count == g.channels && narrowProducts(g).weight {
             ck_gemm_tn_narrow(g.channels, g.outChannels, tiles, floats(v), g.inLanes, floats(dm), g.outLanes,
                               mutableFloats(du), g.outLanes, beta == 0 ? 0 : 1)
         } else {
-            gemm(transA: true, transB: false, m: g.channels, n: g.outChannels, k: tiles, alpha: 1, a: v,
-                 lda: g.inLanes, b: dm, ldb: g.outLanes, beta: beta, c: du, ldc: g.outLanes)
+            gemm(transA: true, transB: false, m: range.count, n: g.outChannels, k: tiles, alpha: 1,
+                 a: v + range.lowerBound, lda: g.inLanes, b: dm, ldb: g.outLanes, beta: beta,
+                 c: du + range.lowerBound * g.outLanes, ldc: g.outLanes)
         }
     }
 }
@@ -466,4 +481,11 @@ private func floats<S>(_ p: UnsafePointer<S>) -> UnsafePointer<Float> {
 /// A mutable Float pointer's view of a pointer known to hold Floats.
 private func mutableFloats<S>(_ p: UnsafeMutablePointer<S>) -> UnsafeMutablePointer<Float> {
     UnsafeMutableRawPointer(p).assumingMemoryBound(to: Float.self)
+}
+
+/// The greatest common divisor of two positive integers.
+private func gcd(_ a: Int, _ b: Int) -> Int {
+    var (x, y) = (a, b)
+    while y != 0 { (x, y) = (y, x % y) }
+    return x
 }
