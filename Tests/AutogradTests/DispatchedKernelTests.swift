@@ -262,7 +262,9 @@ final class DispatchedKernelTests: XCTestCase {
                 }
                 // The padding after each position's rows is never written.
                 let rows = c * g.outLanes
-                let padding = (0..<g.positions).flatMap { xi in (rows..<g.filterStride).map { xi * g.filterStride + $0 } }
+                let padding = (0..<g.positions).flatMap { xi in
+                    (rows..<g.filterStride).map { xi * g.filterStride + $0 }
+                }
                 if !padding.isEmpty { padded += 1 }
                 XCTAssertTrue(padding.allSatisfy { generic[$0].isNaN }, "padding written, k \(k), c \(c)")
                 // U[position (a, b)][ci][ko] against G g G^T in Double; the lanes from k on are zero.

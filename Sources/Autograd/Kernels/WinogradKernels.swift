@@ -10,8 +10,8 @@ extension TensorScalar {
     /// U = G g G^T of every filter, [position][C][K8] with positions `g.filterStride` apart. Where U is larger than
     /// an L2 cache (the C4CNN's 5x5 layer: 25 MiB) each thread transforms blocks of input channels into a scratch
     /// of about 512 KiB and copies each position's rows out as one run: written straight into U, the 49 positions
-    /// are 49 interleaved store streams, and the transform of the 5x5 layer took 4.5 ms against 1.3-2.5 ms
-    /// blocked (one thread, a scratch harness timing this function alone).
+    /// are 49 interleaved store streams, and the transform of the 5x5 layer took 4.5 ms against 1.3-1.6 ms
+    /// blocked (one thread, a scratch harness timing this function alone, 3 alternating runs).
     static func winogradFiltersKernel(_ weight: UnsafePointer<Self>, _ u: UnsafeMutablePointer<Self>,
                                        geometry g: WinogradGeometry) {
         let (k, c, lanes) = (g.outChannels, g.channels, g.outLanes)
