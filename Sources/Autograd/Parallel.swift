@@ -79,14 +79,19 @@ public enum Parallel {
         }
     }
 
+    /// The most ranges `forRanges` makes per thread.
+    static let rangesPerThread = 4
+
     /// The number of worker slots `forEachWorker` may use: size per-worker scratch with it.
     public static var workerSlots: Int { max(1, threads) }
 
-    /// Splits `0..<count` into about `threads` contiguous ranges and runs `body` on each, in parallel.
-    /// Work smaller than `minimumPerThread` runs inline.
+    /// Splits `0..<count` into contiguous ranges of at least `minimumPerThread` (up to `rangesPerThread` per thread)
+    /// and runs `body` on each, in parallel; work smaller than `minimumPerThread` runs inline. With more ranges than
+    /// threads, a thread that finishes first takes the next range, so one slowed thread (a busy core) holds the
+    /// others up by at most one range.
     public static func forRanges(_ count: Int, minimumPerThread: Int = 1 << 14, _ body: (Range<Int>) -> Void) {
-        let parts = Swift.min(threads, Swift.max(1, count / Swift.max(1, minimumPerThread)))
-        if parts <= 1 { BLASLibrary.prepare(); body(0..<count); return }
+        let parts = Swift.min(threads * rangesPerThread, Swift.max(1, count / Swift.max(1, minimumPerThread)))
+        if parts <= 1 || threads <= 1 { BLASLibrary.prepare(); body(0..<count); return }
         forEach(parts) { p in
             body((count * p / parts) ..< (count * (p + 1) / parts))
         }

@@ -589,6 +589,30 @@ final class WinogradTests: XCTestCase {
         XCTAssertEqual(cache.computed, 7, "same storage, other shape")
     }
 
+    /// `forRanges` covers every index once, in contiguous ranges of at least the minimum (up to 4 per thread, so that
+    /// a thread done first takes more), and runs inline on one thread or below the minimum.
+    func testForRangesCoversEveryIndexOnceInRangesOfTheMinimum() {
+        let saved = Parallel.threads
+        defer { Parallel.setThreads(saved) }
+        for (threads, count, minimum, expected) in [(1, 1000, 10, 1), (2, 1000, 10, 8), (2, 35, 10, 3), (2, 9, 10, 1),
+                                                    (3, 100_000, 1 << 14, 6), (2, 0, 1, 1)] {
+            Parallel.setThreads(threads)
+            let lock = NSLock()
+            var ranges: [Range<Int>] = []
+            Parallel.forRanges(count, minimumPerThread: minimum) { range in
+                lock.lock()
+                ranges.append(range)
+                lock.unlock()
+            }
+            ranges.sort { $0.lowerBound < $1.lowerBound }
+            XCTAssertEqual(ranges.count, expected, "\(threads) threads, \(count) / \(minimum)")
+            XCTAssertEqual(ranges.first?.lowerBound, 0)
+            XCTAssertEqual(ranges.last?.upperBound, count)
+            XCTAssertTrue(zip(ranges, ranges.dropFirst()).allSatisfy { $0.upperBound == $1.lowerBound })
+            if expected > 1 { XCTAssertTrue(ranges.allSatisfy { $0.count >= minimum }) }
+        }
+    }
+
     /// The worker pool the chunked kernels run on: every chunk exactly once, worker indices within the slots, nested
     /// regions inline, and thread counts changed back and forth.
     func testWorkerPoolRunsEveryChunkOnce() {
