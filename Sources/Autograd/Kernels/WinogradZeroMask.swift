@@ -64,24 +64,22 @@ extension TensorScalar {
                                         geometry g: WinogradGeometry) {
         let (k, c, n) = (g.outChannels, g.channels, g.batch)
         let threshold = largestMagnitude(gradWeight, count: k * c * 9) * Self(1e-4)
-        // Suspects, grouped by filter (k, c): the filter index and a mask of its suspect taps, found in parts of
-        // the filters in parallel and listed in filter order.
+        // Suspects, grouped by filter (k, c): the filter index and a mask of its suspect taps (each filter's mask
+        // found in parallel, then listed in filter order).
         let filters = k * c
-        let parts = Swift.min(Parallel.threads, Swift.max(1, filters / 4096))
-        let found = UnsafeMutablePointer<[(filter: Int32, taps: UInt16)]>.allocate(capacity: parts)
-        found.initialize(repeating: [], count: parts)
-        defer { found.deinitialize(count: parts).deallocate() }
-        Parallel.forEach(parts) { part in
-            var list: [(filter: Int32, taps: UInt16)] = []
-            for filter in (filters * part / parts)..<(filters * (part + 1) / parts) {
-                let w = gradWeight + filter * 9
-                var taps: UInt16 = 0
-                for tap in 0..<9 where w[tap] != 0 && Swift.abs(w[tap]) <= threshold { taps |= 1 << UInt16(tap) }
-                if taps != 0 { list.append((Int32(filter), taps)) }
+        var suspectTaps = [UInt16](repeating: 0, count: filters)
+        suspectTaps.withUnsafeMutableBufferPointer { found in
+            Parallel.forRanges(filters, minimumPerThread: 4096) { range in
+                for filter in range {
+                    let w = gradWeight + filter * 9
+                    var taps: UInt16 = 0
+                    for tap in 0..<9 where w[tap] != 0 && Swift.abs(w[tap]) <= threshold { taps |= 1 << UInt16(tap) }
+                    found[filter] = taps
+                }
             }
-            found[part] = list
         }
-        let suspects = (0..<parts).flatMap { found[$0] }
+        var suspects: [(filter: Int32, taps: UInt16)] = []
+        for (filter, taps) in suspectTaps.enumerated() where taps != 0 { suspects.append((Int32(filter), taps)) }
         guard !suspects.isEmpty else { return }
         let (gridW, words, outBits, inBits) = (masks.gridW, masks.words, masks.outBits, masks.inBits)
         // The union of each channel's masks over the images: a tap whose unions do not meet has no nonzero pair in

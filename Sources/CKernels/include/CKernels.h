@@ -70,10 +70,9 @@ void ck_scale(const float *x, float s, float *y, ptrdiff_t n);
 /// dst[i] = src[i] + shift for i < n (shift 0 copies).
 void ck_shift_copy(const float *src, float shift, float *dst, ptrdiff_t n);
 /// The tiles of one image in a Winograd F(3x3, 3x3) pass (the Swift `WinogradGeometry` and its side): tiles
-/// `tilesHigh` x `tilesWide`, numbered from `firstTile` among `chunkTiles`; `groups` groups of 8 channel lanes, `lanes`
-/// = 8 * groups; the scratch image of `rows` x `columns` cells of 8 lanes per group.
-/// The tiles of one image: its first tile's index in the chunk, the elements between tile positions of V, M, dM or
-/// dV (`positionStride`), the tile grid, the channel groups of 8 and lanes, and the image scratch's rows and columns.
+/// `tilesHigh` x `tilesWide`, numbered from `firstTile` in the chunk, `positionStride` floats from one tile position
+/// of V, M, dM or dV to the next; `groups` groups of 8 channel lanes, `lanes` = 8 * groups; the scratch image of
+/// `rows` x `columns` cells of 8 lanes per group.
 typedef struct {
     ptrdiff_t firstTile, positionStride, tilesHigh, tilesWide, groups, lanes, rows, columns;
 } CKWinogradTiles;
