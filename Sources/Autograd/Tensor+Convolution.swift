@@ -308,7 +308,8 @@ extension Tensor {
         let n = shape.reduce(1, *)
         check(indices.count == n, "gathered: \(indices.count) indices for shape \(shape)")
         let sourceCount = count
-        check(indices.allSatisfy { $0 >= 0 && Int($0) < sourceCount },
+        let bounds = indices.withUnsafeBufferPointer { Scalar.indexBounds($0) }
+        check(n == 0 || (bounds.low >= 0 && Int(bounds.high) < sourceCount),
               "gathered: an index lies outside 0..<\(sourceCount)")
         let result = Tensor(shape: shape, scalars: [Scalar](fillingAll: n) { dst in
             scalars.withUnsafeBufferPointer { src in
@@ -320,7 +321,10 @@ extension Tensor {
             [Tensor(shape: inputShape) { dx in
                 g.scalars.withUnsafeBufferPointer { pg in
                     indices.withUnsafeBufferPointer { pi in
-                        if n > 0 { Scalar.scatterAdd(pg.baseAddress!, pi.baseAddress!, dx.baseAddress!, count: n) }
+                        if n > 0 {
+                            Scalar.scatterAdd(pg.baseAddress!, pi.baseAddress!, dx.baseAddress!, count: n,
+                                              destinationCount: sourceCount)
+                        }
                     }
                 }
             }]

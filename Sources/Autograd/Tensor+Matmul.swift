@@ -75,16 +75,17 @@ extension Tensor {
         let yCols = y.shape.last!, yRows = y.count / Swift.max(1, yCols)
         let (m, k) = transA ? (xCols, xRows) : (xRows, xCols)
         let n = transB ? yRows : yCols
-        return Tensor(shape: shape) { out in
-            check(out.count == m * n, "matmul: internal shape mismatch")
+        check(shape.reduce(1, *) == m * n, "matmul: internal shape mismatch")
+        // beta = 0 writes every element of the result (zeros for an empty inner dimension).
+        return Tensor(shape: shape, scalars: [Scalar](fillingAll: m * n) { out in
             x.scalars.withUnsafeBufferPointer { px in
                 y.scalars.withUnsafeBufferPointer { py in
                     Scalar.gemmAllowingEmpty(transA: transA, transB: transB, m: m, n: n, k: k, alpha: 1,
                                              a: px.baseAddress, lda: xCols, b: py.baseAddress, ldb: yCols,
-                                             beta: 0, c: out.baseAddress, ldc: n)
+                                             beta: 0, c: out, ldc: n)
                 }
             }
-        }
+        })
     }
 
     /// op(x_i) op(y_i) for each of `batch` matrix pairs (the last two axes), into a tensor of `shape`.
@@ -94,18 +95,20 @@ extension Tensor {
         let (yr, yc) = (y.shape[y.rank - 2], y.shape[y.rank - 1])
         let (m, k) = transA ? (xc, xr) : (xr, xc)
         let n = transB ? yr : yc
-        return Tensor(shape: shape) { out in
+        check(shape.reduce(1, *) == batch * m * n, "matmul: internal shape mismatch")
+        // beta = 0 writes every element of the result (zeros for an empty inner dimension).
+        return Tensor(shape: shape, scalars: [Scalar](fillingAll: batch * m * n) { out in
             x.scalars.withUnsafeBufferPointer { px in
                 y.scalars.withUnsafeBufferPointer { py in
                     for i in 0..<batch {
                         Scalar.gemmAllowingEmpty(transA: transA, transB: transB, m: m, n: n, k: k, alpha: 1,
                                                  a: px.baseAddress.map { $0 + i * xr * xc }, lda: xc,
                                                  b: py.baseAddress.map { $0 + i * yr * yc }, ldb: yc,
-                                                 beta: 0, c: out.baseAddress.map { $0 + i * m * n }, ldc: n)
+                                                 beta: 0, c: out + i * m * n, ldc: n)
                     }
                 }
             }
-        }
+        })
     }
 
     /// A fully connected layer, PyTorch layout: x (..., in), weight (out, in), bias (out) -> (..., out) =
@@ -120,13 +123,14 @@ extension Tensor {
         }
         let rows = x.count / Swift.max(1, inFeatures)
         let outShape = Array(x.shape.dropLast()) + [outFeatures]
-        let result = Tensor(shape: outShape) { out in
+        // The bias copy or beta = 0 writes every element of the result.
+        let result = Tensor(shape: outShape, scalars: [Scalar](fillingAll: rows * outFeatures) { out in
             var beta: Scalar = 0
-            if let bias, let o = out.baseAddress {
+            if let bias {
                 bias.scalars.withUnsafeBufferPointer { pb in
                     // Every output row starts as the bias (a stride-0 read); the GEMM adds x W^T (beta = 1).
                     Scalar.stridedCopy(pb.baseAddress!, srcOffset: 0, srcStrides: [0, 1],
-                                       o, dstOffset: 0, dstStrides: [outFeatures, 1],
+                                       out, dstOffset: 0, dstStrides: [outFeatures, 1],
                                        shape: [rows, outFeatures], accumulate: false)
                 }
                 beta = 1
@@ -136,10 +140,10 @@ extension Tensor {
                     Scalar.gemmAllowingEmpty(transA: false, transB: true, m: rows, n: outFeatures, k: inFeatures,
                                              alpha: 1, a: px.baseAddress, lda: inFeatures,
                                              b: pw.baseAddress, ldb: inFeatures,
-                                             beta: beta, c: out.baseAddress, ldc: outFeatures)
+                                             beta: beta, c: out, ldc: outFeatures)
                 }
             }
-        }
+        })
         let (cx, cw) = (x.detached(), weight.detached())
         let inputs = bias.map { [x, weight, $0] } ?? [x, weight]
         return record(result, inputs: inputs) { g in

@@ -6,13 +6,13 @@
 extension Tensor {
     /// Copies a strided view of this tensor into a new contiguous tensor of `shape` (no recording).
     func gathering(shape: [Int], offset: Int, strides: [Int]) -> Tensor {
-        Tensor(shape: shape) { out in
+        Tensor(shape: shape, scalars: [Scalar](fillingAll: shape.reduce(1, *)) { out in
             scalars.withUnsafeBufferPointer { src in
                 Scalar.stridedCopy(src.baseAddress!, srcOffset: offset, srcStrides: strides,
-                                   out.baseAddress!, dstOffset: 0, dstStrides: ShapeMath.strides(shape),
+                                   out, dstOffset: 0, dstStrides: ShapeMath.strides(shape),
                                    shape: shape, accumulate: false)
             }
-        }
+        })
     }
 
     // MARK: Reshape

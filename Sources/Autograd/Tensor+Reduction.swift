@@ -11,11 +11,12 @@ extension Tensor {
     /// Reduces with a kernel, keeping reduced axes as size 1 (no recording).
     func reducing(_ op: ReduceOp, _ reduced: [Bool]) -> Tensor {
         let kept = (0..<rank).map { reduced[$0] ? 1 : shape[$0] }
-        return Tensor(shape: kept) { out in
+        // The kernel initialises every element of the result.
+        return Tensor(shape: kept, scalars: [Scalar](fillingAll: kept.reduce(1, *)) { out in
             scalars.withUnsafeBufferPointer { src in
-                Scalar.reduce(op, src.baseAddress!, shape: shape, reduced: reduced, out.baseAddress!)
+                Scalar.reduce(op, src.baseAddress!, shape: shape, reduced: reduced, out)
             }
-        }
+        })
     }
 
     /// Drops the reduced axes unless `keepingDimensions`.

@@ -29,7 +29,7 @@ public final class TensorKernels<Scalar: TensorScalar>: @unchecked Sendable {
     let accumulate: (In, Out, Int) -> Void
     let reluBackward: (In, In, Out, Int) -> Void
     let gather: (In, UnsafePointer<Int32>, Out, Int) -> Void
-    let scatterAdd: (In, UnsafePointer<Int32>, Out, Int) -> Void
+    let scatterAdd: (In, UnsafePointer<Int32>, Out, Int, Int) -> Void
     let zip: (BinaryOp, In, [Int], In, [Int], Out, [Int]) -> Void
     let stridedCopy: (In, Int, [Int], Out, Int, [Int], [Int], Bool) -> Void
     let reduce: (ReduceOp, In, [Int], [Bool], Out) -> Void
@@ -76,7 +76,7 @@ public final class TensorKernels<Scalar: TensorScalar>: @unchecked Sendable {
         self.maxPool = maxPool
         self.accumulate = accumulate
         gather = { Scalar.gatherKernel($0, $1, $2, count: $3) }
-        scatterAdd = { Scalar.scatterAddKernel($0, $1, $2, count: $3) }
+        scatterAdd = { Scalar.scatterAddKernel($0, $1, $2, count: $3, destinationCount: $4) }
         self.zip = zip
         stridedCopy = {
             Scalar.stridedCopyKernel($0, srcOffset: $1, srcStrides: $2, $3, dstOffset: $4, dstStrides: $5,
@@ -229,10 +229,11 @@ extension TensorScalar {
         _kernels.gather(src, indices, dst, count)
     }
 
-    /// dst[indices[i]] += src[i] for i in 0..<count, in order (the adjoint of `gather`).
+    /// dst[indices[i]] += src[i] for i in 0..<count, in order of i (the adjoint of `gather`); every index lies in
+    /// 0..<destinationCount.
     static func scatterAdd(_ src: UnsafePointer<Self>, _ indices: UnsafePointer<Int32>,
-                           _ dst: UnsafeMutablePointer<Self>, count: Int) {
-        _kernels.scatterAdd(src, indices, dst, count)
+                           _ dst: UnsafeMutablePointer<Self>, count: Int, destinationCount: Int) {
+        _kernels.scatterAdd(src, indices, dst, count, destinationCount)
     }
 
     /// out = op(a, b) over `shape`, reading a and b through strides (0 on broadcast axes); out is contiguous.

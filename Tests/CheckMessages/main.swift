@@ -31,6 +31,8 @@ let calls: [String: () -> Void] = [
     "slice": { _ = Tensor<Float>(zeros: [2, 3]).sliced(lower: [0, 0], upper: [2, 4]) },
     "maxpool-kernel": { _ = Tensor<Float>(zeros: [1, 1, 4, 4]).maxPool2d(kernel: (0, 2)) },
     "rot90-axes": { _ = Tensor<Float>(zeros: [2, 3]).rotated90(1, axes: (1, 1)) },
+    "gathered-index": { _ = Tensor<Float>(zeros: [4]).gathered([0, 4], shape: [2]) },
+    "gathered-negative-index": { _ = Tensor<Float>(zeros: [4]).gathered([-1, 2], shape: [2]) },
     "concat": { _ = Tensor<Float>.concatenated([Tensor(zeros: [2, 3]), Tensor(zeros: [2, 4])], axis: 0) },
     "dropout": { _ = Dropout(1.5) },
     "data-loader": {

@@ -21,6 +21,8 @@ final class ReleaseMessageTests: XCTestCase {
         ("slice", ["slice", "[0, 0]..<[2, 4]", "[2, 3]"]),
         ("maxpool-kernel", ["maxPool2d", "kernel [1, 0, 2]", "[1, 1, 4, 4]"]),
         ("rot90-axes", ["rot90", "(1, 1)"]),
+        ("gathered-index", ["gathered", "outside 0..<4"]),
+        ("gathered-negative-index", ["gathered", "outside 0..<4"]),
         ("concat", ["concat", "[2, 3]", "[2, 4]"]),
         ("dropout", ["Dropout", "1.5"]),
         ("data-loader", ["DataLoader", "batch size", "0"]),

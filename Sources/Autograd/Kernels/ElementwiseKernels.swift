@@ -134,9 +134,34 @@ extension TensorScalar {
         }
     }
 
+    /// Split over one range of the destination per thread: each thread reads every index and adds only the
+    /// elements whose index falls in its range, so each destination element takes its terms in the order of i, as
+    /// on one thread (the same bits at any thread count).
     static func scatterAddKernel(_ src: UnsafePointer<Self>, _ indices: UnsafePointer<Int32>,
-                                  _ dst: UnsafeMutablePointer<Self>, count: Int) {
-        for i in 0..<count { dst[Int(indices[i])] += src[i] }
+                                  _ dst: UnsafeMutablePointer<Self>, count: Int, destinationCount: Int) {
+        let parts = Swift.min(Parallel.threads, destinationCount / 1024)
+        guard count >= 1 << 16, parts > 1, Parallel.canFanOut else {
+            for i in 0..<count { dst[Int(indices[i])] += src[i] }
+            return
+        }
+        Parallel.forEach(parts) { part in
+            let (low, high) = (Int32(destinationCount * part / parts), Int32(destinationCount * (part + 1) / parts))
+            for i in 0..<count {
+                let index = indices[i]
+                if index >= low && index < high { dst[Int(index)] += src[i] }
+            }
+        }
+    }
+
+    /// The smallest and largest of the indices ((Int32.max, Int32.min) for none): one pass without an early exit,
+    /// which the compiler vectorises.
+    static func indexBounds(_ indices: UnsafeBufferPointer<Int32>) -> (low: Int32, high: Int32) {
+        var (low, high) = (Int32.max, Int32.min)
+        for index in indices {
+            low = Swift.min(low, index)
+            high = Swift.max(high, index)
+        }
+        return (low, high)
     }
 
     static func reluBackwardKernel(_ g: UnsafePointer<Self>, _ y: UnsafePointer<Self>,
@@ -280,10 +305,13 @@ extension TensorScalar {
         }
     }
 
+    /// Runs of adjacent axes of one kind (kept or reduced) are one axis of a contiguous tensor, and axes of size 1
+    /// drop out; a leading kept axis then splits the work over the threads, each entry of it reducing its own block
+    /// of the source into its own block of the destination. Each destination element takes its terms in source
+    /// order.
     static func reduceKernel(_ op: ReduceOp, _ src: UnsafePointer<Self>, shape: [Int], reduced: [Bool],
                               _ dst: UnsafeMutablePointer<Self>) {
-        let outShape = zipShape(shape, reduced)
-        let outCount = outShape.reduce(1, *)
+        let outCount = zipShape(shape, reduced).reduce(1, *)
         let initial: Self
         switch op {
         case .sum: initial = 0
@@ -292,9 +320,35 @@ extension TensorScalar {
         case .min: initial = .infinity
         }
         dst.initialize(repeating: initial, count: outCount)
-        guard shape.reduce(1, *) > 0 else { return }
-        // Walk the source in order; the destination is the source index with reduced axes pinned to 0.
-        var outStrides = ShapeMath.strides(outShape)
+        let count = shape.reduce(1, *)
+        guard count > 0 else { return }
+        var sizes: [Int] = [], kinds: [Bool] = []
+        for axis in shape.indices where shape[axis] != 1 {
+            if kinds.last == reduced[axis] {
+                sizes[sizes.count - 1] *= shape[axis]
+            } else {
+                sizes.append(shape[axis])
+                kinds.append(reduced[axis])
+            }
+        }
+        if sizes.count > 1, kinds[0] == false, count >= 1 << 16, Parallel.canFanOut {
+            let (srcBlock, dstBlock) = (count / sizes[0], outCount / sizes[0])
+            Parallel.forRanges(sizes[0], minimumPerThread: Swift.max(1, (1 << 15) / srcBlock)) { range in
+                var part = sizes
+                part[0] = range.count
+                reduceBlock(op, src + range.lowerBound * srcBlock, shape: part, reduced: kinds,
+                            dst + range.lowerBound * dstBlock)
+            }
+            return
+        }
+        reduceBlock(op, src, shape: sizes, reduced: kinds, dst)
+    }
+
+    /// `reduceKernel` on the calling thread, into an initialised `dst`: walks the source in order; the destination
+    /// is the source index with reduced axes pinned to 0.
+    private static func reduceBlock(_ op: ReduceOp, _ src: UnsafePointer<Self>, shape: [Int], reduced: [Bool],
+                                    _ dst: UnsafeMutablePointer<Self>) {
+        var outStrides = ShapeMath.strides(zipShape(shape, reduced))
         for axis in 0..<shape.count where reduced[axis] { outStrides[axis] = 0 }
         let rank = shape.count
         let inner = rank == 0 ? 1 : shape[rank - 1]

@@ -377,8 +377,7 @@ extension TensorScalar {
         if c / parts < 32 { parts = 1 }
         let bounds = (0...parts).map { Swift.min(c, (c * $0 / parts + 15) / 16 * 16) }
         BufferPool.withScratch(Self.self, count: (a + 9) * slab) { row in
-            let acc = row + a * slab  // [tap][c][K8]
-            acc.update(repeating: 0, count: 9 * slab)
+            let acc = row + a * slab  // [tap][c][K8], each thread clearing its channels' rows in the first fold
             for p in 0..<a {
                 Parallel.forEach(a * parts) { item in
                     let (q, part) = item.quotientAndRemainder(dividingBy: parts)
@@ -393,6 +392,12 @@ extension TensorScalar {
                 Parallel.forRanges(c, minimumPerThread: Swift.max(1, 2048 / Swift.max(1, k))) { channels in
                     withUnsafeTemporaryAllocation(of: Lanes.self, capacity: 7) { buffer in
                         let x = buffer.baseAddress!
+                        if p == 0 {
+                            for tap in 0..<9 {
+                                (acc + tap * slab + channels.lowerBound * lanes).update(repeating: 0,
+                                                                                        count: channels.count * lanes)
+                            }
+                        }
                         for ci in channels {
                             for group in 0..<g.outGroups {
                                 let offset = ci * lanes + group * 8

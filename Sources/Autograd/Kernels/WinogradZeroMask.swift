@@ -79,7 +79,9 @@ extension TensorScalar {
             }
         }
         var suspects: [(filter: Int32, taps: UInt16)] = []
-        for (filter, taps) in suspectTaps.enumerated() where taps != 0 { suspects.append((Int32(filter), taps)) }
+        suspectTaps.withUnsafeBufferPointer { found in
+            for filter in 0..<filters where found[filter] != 0 { suspects.append((Int32(filter), found[filter])) }
+        }
         guard !suspects.isEmpty else { return }
         let (gridW, words, outBits, inBits) = (masks.gridW, masks.words, masks.outBits, masks.inBits)
         // The union of each channel's masks over the images: a tap whose unions do not meet has no nonzero pair in
@@ -199,6 +201,23 @@ extension TensorScalar {
 extension TensorScalar {
     /// The largest magnitude of `count` values (NaN skipped; 0 for none): Float's by `ck_max_magnitude`.
     static func largestMagnitude(_ x: UnsafePointer<Self>, count: Int) -> Self {
+        // One part per thread, then the largest of theirs (a maximum: the same at any split; NaN skipped).
+        let parts = Swift.min(Parallel.threads, count >> 16)
+        if parts > 1 && Parallel.canFanOut {
+            var maxima = [Self](repeating: 0, count: parts)
+            maxima.withUnsafeMutableBufferPointer { m in
+                Parallel.forEach(parts) { p in
+                    let (start, end) = (count * p / parts, count * (p + 1) / parts)
+                    m[p] = largestMagnitudeBlock(x + start, count: end - start)
+                }
+            }
+            return maxima.reduce(0) { $1 > $0 ? $1 : $0 }
+        }
+        return largestMagnitudeBlock(x, count: count)
+    }
+
+    /// `largestMagnitude` on the calling thread.
+    private static func largestMagnitudeBlock(_ x: UnsafePointer<Self>, count: Int) -> Self {
         if Self.self == Float.self {
             return Self(ck_max_magnitude(UnsafeRawPointer(x).assumingMemoryBound(to: Float.self), count))
         }
