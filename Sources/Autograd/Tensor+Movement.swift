@@ -171,21 +171,19 @@ extension Tensor {
         var outShape = first.shape
         outShape[a] = tensors.reduce(0) { $0 + $1.shape[a] }
         let outStrides = ShapeMath.strides(outShape)
-        var result = Tensor(zeros: outShape)
-        var starts = [Int]()
-        var start = 0
-        result.scalars.withUnsafeMutableBufferPointer { dst in
-            for t in tensors {
-                starts.append(start)
+        let sizes = tensors.map { $0.shape[a] }
+        var starts = [0]
+        for size in sizes.dropLast() { starts.append(starts[starts.count - 1] + size) }
+        // The parts tile the axis, so their copies write every element of the result.
+        let result = Tensor(shape: outShape, scalars: [Scalar](fillingAll: outShape.reduce(1, *)) { dst in
+            for (t, start) in zip(tensors, starts) {
                 t.scalars.withUnsafeBufferPointer { src in
                     Scalar.stridedCopy(src.baseAddress!, srcOffset: 0, srcStrides: ShapeMath.strides(t.shape),
-                                       dst.baseAddress!, dstOffset: start * outStrides[a], dstStrides: outStrides,
+                                       dst, dstOffset: start * outStrides[a], dstStrides: outStrides,
                                        shape: t.shape, accumulate: false)
                 }
-                start += t.shape[a]
             }
-        }
-        let sizes = tensors.map { $0.shape[a] }
+        })
         return record(result, inputs: tensors) { g in
             (0..<sizes.count).map { g.sliced(axis: a, starts[$0] ..< starts[$0] + sizes[$0]) }
         }

@@ -25,7 +25,17 @@ public struct Tensor<Scalar: TensorScalar> {
 
     /// A tensor of `shape` filled with `value`.
     public init(repeating value: Scalar, shape: [Int]) {
-        self.init(shape: shape, scalars: [Scalar](repeating: value, count: shape.reduce(1, *)))
+        let count = shape.reduce(1, *)
+        // All-zero bytes are +0.0 for Float and Double: a byte fill for zeros (not a generic per-element loop).
+        let zero = value == 0 && value.sign == .plus
+        self.init(shape: shape, scalars: [Scalar](fillingAll: count) { out in
+            if zero {
+                UnsafeMutableRawPointer(out).initializeMemory(as: UInt8.self, repeating: 0,
+                                                             count: count * MemoryLayout<Scalar>.stride)
+            } else {
+                out.initialize(repeating: value, count: count)
+            }
+        })
     }
 
     /// A tensor of zeros.

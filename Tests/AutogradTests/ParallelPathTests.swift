@@ -115,6 +115,24 @@ final class ParallelPathTests: XCTestCase {
         }
     }
 
+    /// The bounds gathered checks its indices with: over 16-lane blocks and a tail, with the extremes in either.
+    func testIndexBoundsOverBlocksAndTail() {
+        for count in [0, 1, 15, 16, 17, 100, 1000] {
+            for (lowAt, highAt) in [(0, count - 1), (count - 1, 0), (count / 2, count / 3)] where count > 0 {
+                var indices = (0..<count).map { Int32(100 + $0 % 7) }
+                indices[highAt] = 9000
+                indices[lowAt] = -3
+                let bounds = indices.withUnsafeBufferPointer { Float.indexBounds($0) }
+                XCTAssertEqual(bounds.low, indices.min(), "low of \(count), at \(lowAt)")
+                XCTAssertEqual(bounds.high, indices.max(), "high of \(count), at \(highAt)")
+            }
+            if count == 0 {
+                let bounds = [Int32]().withUnsafeBufferPointer { Float.indexBounds($0) }
+                XCTAssertTrue(bounds.low == .max && bounds.high == .min, "no indices")
+            }
+        }
+    }
+
     // MARK: - Largest magnitude
 
     /// The largest |x| over a buffer large enough to split, with a NaN (skipped) and the largest value in each part
