@@ -1,5 +1,10 @@
 import Foundation
 
+/// The destructor of `Tape.key`: releases a thread's tape when the thread ends.
+private func releaseTape(_ slot: UnsafeMutableRawPointer?) {
+    if let slot { Unmanaged<Tape>.fromOpaque(slot).release() }
+}
+
 // MARK: - Graph nodes
 
 /// Something the tape can ask to push its gradient back to its inputs: the node of an op's result.
@@ -70,14 +75,21 @@ public final class Tape {
     /// Entry count after the last removal of dead entries; the next one happens when the tape has doubled.
     private var compactedCount = 0
 
-    private static let key = "Autograd.Tape"
+    /// The thread-specific slot of each thread's tape (a retained reference, released when the thread ends). A
+    /// pthread key, read on every recorded op: a thread dictionary's lookup bridges its string key each time.
+    private static let key: pthread_key_t = {
+        var key = pthread_key_t()
+        let status = pthread_key_create(&key) { releaseTape($0) }
+        check(status == 0, "Tape: no thread-specific key for the tapes (pthread_key_create: \(status))")
+        return key
+    }()
 
     /// The calling thread's tape.
     public static var current: Tape {
-        let dictionary = Thread.current.threadDictionary
-        if let tape = dictionary[key] as? Tape { return tape }
+        if let slot = pthread_getspecific(key) { return Unmanaged<Tape>.fromOpaque(slot).takeUnretainedValue() }
         let tape = Tape()
-        dictionary[key] = tape
+        let status = pthread_setspecific(key, Unmanaged.passRetained(tape).toOpaque())
+        check(status == 0, "Tape: cannot keep this thread's tape (pthread_setspecific: \(status))")
         return tape
     }
 

@@ -308,7 +308,7 @@ extension Tensor {
         let n = shape.reduce(1, *)
         check(indices.count == n, "gathered: \(indices.count) indices for shape \(shape)")
         let sourceCount = count
-        let bounds = indices.withUnsafeBufferPointer { Scalar.indexBounds($0) }
+        let bounds = indices.withUnsafeBufferPointer { indexBounds($0) }
         check(n == 0 || (bounds.low >= 0 && Int(bounds.high) < sourceCount),
               "gathered: an index lies outside 0..<\(sourceCount)")
         let result = Tensor(shape: shape, scalars: [Scalar](fillingAll: n) { dst in

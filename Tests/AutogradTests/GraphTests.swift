@@ -445,4 +445,22 @@ final class GraphTests: XCTestCase {
         pending.sum().backward()
         assertClose(x.grad, [3, 3])
     }
+
+    /// A thread's tape, and the graph it still holds, is released when the thread ends.
+    func testThreadTapeIsReleasedWhenTheThreadEnds() {
+        final class Box: @unchecked Sendable {
+            weak var tape: Tape?
+        }
+        let box = Box()
+        let thread = Thread {
+            let y = Tensor<Double>(shape: [2], scalars: [1, 2]).requiringGradient()
+            _ = y * y  // left on the tape
+            box.tape = Tape.current
+        }
+        thread.start()
+        let deadline = Date().addingTimeInterval(10)
+        while (!thread.isFinished || box.tape != nil) && Date() < deadline { usleep(1000) }
+        XCTAssertTrue(thread.isFinished)
+        XCTAssertNil(box.tape, "the ended thread's tape is still alive")
+    }
 }

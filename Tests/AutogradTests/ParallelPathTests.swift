@@ -122,12 +122,12 @@ final class ParallelPathTests: XCTestCase {
                 var indices = (0..<count).map { Int32(100 + $0 % 7) }
                 indices[highAt] = 9000
                 indices[lowAt] = -3
-                let bounds = indices.withUnsafeBufferPointer { Float.indexBounds($0) }
+                let bounds = indices.withUnsafeBufferPointer { indexBounds($0) }
                 XCTAssertEqual(bounds.low, indices.min(), "low of \(count), at \(lowAt)")
                 XCTAssertEqual(bounds.high, indices.max(), "high of \(count), at \(highAt)")
             }
             if count == 0 {
-                let bounds = [Int32]().withUnsafeBufferPointer { Float.indexBounds($0) }
+                let bounds = [Int32]().withUnsafeBufferPointer { indexBounds($0) }
                 XCTAssertTrue(bounds.low == .max && bounds.high == .min, "no indices")
             }
         }
