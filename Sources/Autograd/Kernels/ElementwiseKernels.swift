@@ -429,26 +429,14 @@ extension TensorScalar {
 
 // MARK: - Index bounds
 
-/// The smallest and largest of the indices ((Int32.max, Int32.min) for none): one pass, 16 lanes at a time. Not
-/// generic (no element type), so that it compiles to vector code wherever it is called from.
+/// The smallest and largest of the indices ((Int32.max, Int32.min) for none): one pass of selects without an early
+/// exit, which the compiler turns into vector code. Not generic (no element type), so that it does wherever it is
+/// called from.
 func indexBounds(_ indices: UnsafeBufferPointer<Int32>) -> (low: Int32, high: Int32) {
     var (low, high) = (Int32.max, Int32.min)
-    guard let base = indices.baseAddress else { return (low, high) }
-    let count = indices.count
-    var lows = SIMD16<Int32>(repeating: .max), highs = SIMD16<Int32>(repeating: .min)
-    var i = 0
-    while i + 16 <= count {
-        let x = UnsafeRawPointer(base + i).loadUnaligned(as: SIMD16<Int32>.self)
-        lows = pointwiseMin(lows, x)
-        highs = pointwiseMax(highs, x)
-        i += 16
-    }
-    low = lows.min()
-    high = highs.max()
-    while i < count {
-        low = Swift.min(low, base[i])
-        high = Swift.max(high, base[i])
-        i += 1
+    for index in indices {
+        low = index < low ? index : low
+        high = index > high ? index : high
     }
     return (low, high)
 }
