@@ -358,10 +358,10 @@ extension TensorScalar {
         }
     }
 
-    /// The weight gradient from all tiles' V and dM (each over `tiles` tiles), one row p of tile positions at a time:
-    /// dU[p][q] = V[p][q]^T dM[p][q] for the row, then t[j] = sum over q of G[q][j] dU[p][q] and
-    /// dg[i][j] += G[p][i] t[j]. With `filters`, each position's dV = dM U^T is also computed, over V (whose row
-    /// is no longer needed once its dU is taken).
+    /// The weight gradient from all tiles' V and dM (each over `tiles` tiles), two rows p of tile positions at a
+    /// time: dU[p][q] = V[p][q]^T dM[p][q] for the rows, then t[j] = sum over q of G[q][j] dU[p][q] and
+    /// dg[i][j] += G[p][i] t[j], row p's terms before row p + 1's. With `filters`, each position's dV = dM U^T is
+    /// also computed, over V (whose rows are no longer needed once their dU is taken).
     static func winogradWeightGradientByRows(v: UnsafeMutablePointer<Self>, dm: UnsafeMutablePointer<Self>,
                                              tiles: Int, filters u: UnsafePointer<Self>?,
                                              _ gradWeight: UnsafeMutablePointer<Self>, geometry g: WinogradGeometry) {
@@ -369,45 +369,68 @@ extension TensorScalar {
         let lanes = g.outLanes
         let slab = g.filterStride  // one position of dU
         let gm = g.filterMatrix.map { Self($0) }
-        // When a row's positions do not divide among the threads (7 positions, 2 threads), each position's products
-        // are split into `parts` blocks of input channels (multiples of 16), so that every thread gets as much work.
-        // A block's products read and overwrite only its own columns of V.
         let threads = Parallel.threads
-        var parts = threads / gcd(a, threads)
-        if c / parts < 32 { parts = 1 }
-        let bounds = (0...parts).map { Swift.min(c, (c * $0 / parts + 15) / 16 * 16) }
-        BufferPool.withScratch(Self.self, count: (a + 9) * slab) { row in
-            let acc = row + a * slab  // [tap][c][K8], each thread clearing its channels' rows in the first fold
-            for p in 0..<a {
-                Parallel.forEach(a * parts) { item in
-                    let (q, part) = item.quotientAndRemainder(dividingBy: parts)
-                    let xi = p * a + q
+        // Two rows per pass: the fold reads and writes the accumulator (9 taps of C x K, beyond the caches on the
+        // large layers) once for both.
+        let rowsPerPass = 2
+        BufferPool.withScratch(Self.self, count: (rowsPerPass * a + 9) * slab) { row in
+            let acc = row + rowsPerPass * a * slab  // [tap][c][K8], each thread clearing its channels' rows first
+            for first in stride(from: 0, to: a, by: rowsPerPass) {
+                let rows = Swift.min(rowsPerPass, a - first)
+                let positions = rows * a
+                // When the pass's positions do not divide among the threads (7 positions, 2 threads), each
+                // position's products are split into `parts` blocks of input channels (multiples of 16), so that
+                // every thread gets as much work. A block's products read and overwrite only its own columns of V.
+                var parts = threads / gcd(positions, threads)
+                if c / parts < 32 { parts = 1 }
+                let bounds = (0...parts).map { Swift.min(c, (c * $0 / parts + 15) / 16 * 16) }
+                Parallel.forEach(positions * parts) { item in
+                    let (position, part) = item.quotientAndRemainder(dividingBy: parts)
+                    let xi = first * a + position
                     let (vi, dmi) = (v + xi * g.tileStride(tiles: tiles, lanes: g.inLanes),
                                      dm + xi * g.tileStride(tiles: tiles, lanes: g.outLanes))
                     let channels = bounds[part]..<bounds[part + 1]
-                    winogradWeightProduct(vi, dmi, tiles: tiles, row + q * slab, beta: 0, g, channels: channels)
+                    winogradWeightProduct(vi, dmi, tiles: tiles, row + position * slab, beta: 0, g, channels: channels)
                     if let u { winogradInputProduct(dmi, u + xi * slab, tiles: tiles, vi, g, channels: channels) }
                 }
-                let (g0, g1, g2) = (gm[p * 3], gm[p * 3 + 1], gm[p * 3 + 2])
+                // G[p][i] of the pass's first and second row (zeros for a pass of one row).
+                let g0 = (0..<3).map { gm[first * 3 + $0] }
+                let g1 = (0..<3).map { rows == 2 ? gm[(first + 1) * 3 + $0] : 0 }
                 Parallel.forRanges(c, minimumPerThread: Swift.max(1, 2048 / Swift.max(1, k))) { channels in
+                    if first == 0 {
+                        for tap in 0..<9 {
+                            (acc + tap * slab + channels.lowerBound * lanes).update(repeating: 0,
+                                                                                    count: channels.count * lanes)
+                        }
+                    }
                     withUnsafeTemporaryAllocation(of: Lanes.self, capacity: 7) { buffer in
                         let x = buffer.baseAddress!
-                        if p == 0 {
-                            for tap in 0..<9 {
-                                (acc + tap * slab + channels.lowerBound * lanes).update(repeating: 0,
-                                                                                        count: channels.count * lanes)
-                            }
-                        }
                         for ci in channels {
                             for group in 0..<g.outGroups {
                                 let offset = ci * lanes + group * 8
                                 for q in 0..<a { x[q] = load8(row + q * slab + offset) }
-                                let t = a == 5 ? filterRowAdjoint(x) : filterRowAdjoint5(x)
-                                for (i, gi) in [g0, g1, g2].enumerated() where gi != 0 {
+                                let t0 = a == 5 ? filterRowAdjoint(x) : filterRowAdjoint5(x)
+                                var t1 = t0
+                                if rows == 2 {
+                                    for q in 0..<a { x[q] = load8(row + (a + q) * slab + offset) }
+                                    t1 = a == 5 ? filterRowAdjoint(x) : filterRowAdjoint5(x)
+                                }
+                                for i in 0..<3 where g0[i] != 0 || g1[i] != 0 {
                                     let base = acc + i * 3 * slab + offset
-                                    store8(load8(base) + t.0 * gi, base)
-                                    store8(load8(base + slab) + t.1 * gi, base + slab)
-                                    store8(load8(base + 2 * slab) + t.2 * gi, base + 2 * slab)
+                                    var (s0, s1, s2) = (load8(base), load8(base + slab), load8(base + 2 * slab))
+                                    if g0[i] != 0 {
+                                        s0 = s0 + t0.0 * g0[i]
+                                        s1 = s1 + t0.1 * g0[i]
+                                        s2 = s2 + t0.2 * g0[i]
+                                    }
+                                    if g1[i] != 0 {
+                                        s0 = s0 + t1.0 * g1[i]
+                                        s1 = s1 + t1.1 * g1[i]
+                                        s2 = s2 + t1.2 * g1[i]
+                                    }
+                                    store8(s0, base)
+                                    store8(s1, base + slab)
+                                    store8(s2, base + 2 * slab)
                                 }
                             }
                         }
