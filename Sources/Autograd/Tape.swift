@@ -1,10 +1,5 @@
 import Foundation
 
-/// The destructor of `Tape.key`: releases a thread's tape when the thread ends.
-private func releaseTape(_ slot: UnsafeMutableRawPointer?) {
-    if let slot { Unmanaged<Tape>.fromOpaque(slot).release() }
-}
-
 // MARK: - Graph nodes
 
 /// Something the tape can ask to push its gradient back to its inputs: the node of an op's result.
@@ -61,6 +56,11 @@ public final class GradNode<Scalar: TensorScalar>: BackwardStep {
 /// result was dropped without a backward pass) is freed at once.
 struct TapeEntry {
     weak var step: (any BackwardStep)?
+}
+
+/// The destructor of `Tape.key`: releases a thread's tape when the thread ends.
+private func releaseTape(_ slot: UnsafeMutableRawPointer?) {
+    if let slot { Unmanaged<Tape>.fromOpaque(slot).release() }
 }
 
 /// The record of ops run since the last backward, on this thread.

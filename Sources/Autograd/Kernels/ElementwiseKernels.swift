@@ -153,7 +153,6 @@ extension TensorScalar {
         }
     }
 
-
     static func reluBackwardKernel(_ g: UnsafePointer<Self>, _ y: UnsafePointer<Self>,
                                     _ dx: UnsafeMutablePointer<Self>, count: Int) {
         Parallel.forRanges(count, minimumPerThread: 1 << 15) { range in

@@ -371,7 +371,7 @@ extension TensorScalar {
         let gm = g.filterMatrix.map { Self($0) }
         let threads = Parallel.threads
         // Two rows per pass: the fold reads and writes the accumulator (9 taps of C x K, beyond the caches on the
-        // large layers) once for both.
+        // large layers) once for both. The fold below takes one or two rows (t0, t1), no more.
         let rowsPerPass = 2
         BufferPool.withScratch(Self.self, count: (rowsPerPass * a + 9) * slab) { row in
             let acc = row + rowsPerPass * a * slab  // [tap][c][K8], each thread clearing its channels' rows first
